@@ -1,0 +1,67 @@
+"""kerasnorm: rewrite Keras models with the normalizations GAN papers prescribe.
+
+The layer classes exported here belong to the Keras that `tf.keras` is
+when kerasnorm is imported: Keras 3 by default on TensorFlow >= 2.16,
+tf-keras under `TF_USE_LEGACY_KERAS=1`. The classes for either Keras are in
+`kerasnorm.adapters.keras3` and `kerasnorm.adapters.tf_keras`.
+"""
+
+from kerasnorm import actions, select
+from kerasnorm.actions import (
+    ConstrainKernel,
+    InsertAfter,
+    InsertBefore,
+    InsertPixelNorm,
+    SpectralNormalize,
+    WrapSpectral,
+)
+from kerasnorm.adapters import active_adapter, adapter_for
+from kerasnorm.api import apply_normalization, normalize
+from kerasnorm.errors import (
+    KerasNormError,
+    KerasNormTypeError,
+    KerasNormValueError,
+    UnsupportedKerasError,
+)
+from kerasnorm.graph import to_graph
+from kerasnorm.plan import Edit, Plan, plan
+from kerasnorm.policies import get_policy, register_policy, registered_policies
+from kerasnorm.rules import Rule
+
+_ACTIVE = active_adapter()
+PixelNorm = _ACTIVE.PixelNorm
+SpectralNorm = _ACTIVE.SpectralNorm
+SpectralNormalization = _ACTIVE.SpectralNormalization
+ConstraintChain = _ACTIVE.ConstraintChain
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConstrainKernel",
+    "ConstraintChain",
+    "Edit",
+    "InsertAfter",
+    "InsertBefore",
+    "InsertPixelNorm",
+    "KerasNormError",
+    "KerasNormTypeError",
+    "KerasNormValueError",
+    "PixelNorm",
+    "Plan",
+    "Rule",
+    "SpectralNorm",
+    "SpectralNormalization",
+    "SpectralNormalize",
+    "UnsupportedKerasError",
+    "WrapSpectral",
+    "actions",
+    "adapter_for",
+    "apply_normalization",
+    "get_policy",
+    "normalize",
+    "plan",
+    "register_policy",
+    "registered_policies",
+    "select",
+    "to_graph",
+]

@@ -1,0 +1,5 @@
+"""`python -m kerasnorm`: the demo."""
+
+from kerasnorm.demo import main
+
+raise SystemExit(main())

@@ -1,0 +1,133 @@
+"""The Adapter protocol: everything kerasnorm needs that differs between Kerases.
+
+Code above the adapters never asks which Keras it is dealing with; it asks
+the adapter of the model (or layer) it was given, from `adapter_for`.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import dataclasses
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+import tensorflow as tf
+
+from kerasnorm.ir import TensorInfo
+
+
+@dataclasses.dataclass
+class GraphView:
+    """The graph of a functional or Sequential model, as Keras keeps it.
+
+    Attributes:
+        inputs: The model's input tensors, in the model's structure.
+        outputs: The model's output tensors, in the model's structure.
+        calls: `(operation, args, kwargs, flat outputs, call index)` for
+            every call, in topological order, inputs excluded. The tensors
+            are the model's own symbolic tensors; the call index orders the
+            calls of a shared operation.
+        sequential: Whether the model is a `Sequential`.
+    """
+
+    inputs: Any
+    outputs: Any
+    calls: list[tuple[Any, tuple, dict, list, int]]
+    sequential: bool
+
+
+class Adapter(abc.ABC):
+    """One Keras flavour, as seen by kerasnorm.
+
+    Attributes:
+        name: `"keras3"` or `"tf_keras"`.
+        keras: The Keras package (`keras` or `tf_keras`).
+        layers: Its `layers` namespace.
+        PixelNorm: kerasnorm's PixelNorm layer class for this Keras.
+        SpectralNorm: kerasnorm's SpectralNorm constraint class.
+        SpectralNormalization: kerasnorm's wrapper class.
+        ConstraintChain: kerasnorm's constraint composition class.
+    """
+
+    name: str
+    keras: ModuleType
+    layers: ModuleType
+    PixelNorm: type
+    SpectralNorm: type
+    SpectralNormalization: type
+    ConstraintChain: type
+
+    @abc.abstractmethod
+    def owns(self, obj: Any) -> bool:
+        """Whether `obj` (a model, layer, or variable) belongs to this Keras."""
+
+    @abc.abstractmethod
+    def check_usable(self) -> None:
+        """Raises if this Keras cannot run kerasnorm's TensorFlow ops."""
+
+    @abc.abstractmethod
+    def read_master(self, variable) -> tf.Tensor:
+        """The stored value of `variable`, never autocast to half precision."""
+
+    @abc.abstractmethod
+    def add_state_weight(self, layer, name: str, value: tf.Tensor):
+        """Adds a float32, non-trainable, never-autocast weight set to `value`."""
+
+    @abc.abstractmethod
+    def substitute(
+        self, layer, substitutions: Sequence[tuple[Any, tf.Tensor]]
+    ) -> contextlib.AbstractContextManager:
+        """Context in which `layer` computes with tensors instead of variables.
+
+        Args:
+            layer: A built layer.
+            substitutions: `(variable, tensor)` pairs; inside the context,
+                `layer`'s call reads `tensor` wherever it reads `variable`.
+        """
+
+    # Reading and building graphs.
+
+    @abc.abstractmethod
+    def graph_view(self, model) -> GraphView | None:
+        """The graph of `model`, or None if it has none (a subclassed model)."""
+
+    @abc.abstractmethod
+    def is_model(self, obj) -> bool:
+        """Whether `obj` is a Keras model (functional, Sequential or subclassed)."""
+
+    @abc.abstractmethod
+    def is_symbolic(self, obj) -> bool:
+        """Whether `obj` is a symbolic tensor of a functional graph."""
+
+    @abc.abstractmethod
+    def input_layer(self, tensor):
+        """The InputLayer that created the model input `tensor`."""
+
+    @abc.abstractmethod
+    def tensor_info(self, tensor) -> TensorInfo:
+        """Shape and dtype of a symbolic tensor."""
+
+    @abc.abstractmethod
+    def make_input(self, input_layer):
+        """A new symbolic input like the one `input_layer` created."""
+
+    @abc.abstractmethod
+    def clone_layer(self, layer, config: dict):
+        """A new layer of `layer`'s class built from `config`."""
+
+    @abc.abstractmethod
+    def make_model(self, name: str, inputs, outputs, sequential_layers=None):
+        """A functional model, or a Sequential one if `sequential_layers` is given.
+
+        Args:
+            name: The model's name.
+            inputs: Symbolic input tensors, in the model's structure.
+            outputs: Symbolic output tensors, in the model's structure.
+            sequential_layers: For a Sequential, its layers in order; the
+                model is then built on the single tensor in `inputs`.
+        """
+
+    def __repr__(self) -> str:
+        return f"<kerasnorm adapter {self.name}>"

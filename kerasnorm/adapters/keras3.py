@@ -1,0 +1,158 @@
+"""Keras 3 (the `keras` package, TensorFlow backend): adapter and classes.
+
+`kerasnorm.PixelNorm` and friends are these classes when `tf.keras` is
+Keras 3 (the default on TensorFlow >= 2.16). Import them from here to use
+Keras 3 explicitly:
+
+    from kerasnorm.adapters.keras3 import PixelNorm, SpectralNorm
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import keras
+import tensorflow as tf
+from keras.src.backend.common.stateless_scope import get_stateless_scope
+from keras.src.backend.common.variables import AutocastScope
+from keras.src.models.functional import Functional
+from keras.src.saving.serialization_lib import SafeModeScope
+
+from kerasnorm.adapters.base import Adapter, GraphView
+from kerasnorm.errors import UnsupportedKerasError
+from kerasnorm.ir import TensorInfo
+from kerasnorm.layers.constraint_chain import ConstraintChainBase
+from kerasnorm.layers.pixel_norm import PixelNormBase
+from kerasnorm.layers.spectral_norm import SpectralNormBase
+from kerasnorm.layers.spectral_normalization import SpectralNormalizationBase
+
+
+class Keras3Adapter(Adapter):
+    """kerasnorm's view of Keras 3."""
+
+    name = "keras3"
+    keras = keras
+    layers = keras.layers
+
+    def owns(self, obj) -> bool:
+        return isinstance(
+            obj, (keras.layers.Layer, keras.Variable, keras.constraints.Constraint)
+        )
+
+    def check_usable(self) -> None:
+        backend = keras.backend.backend()
+        if backend != "tensorflow":
+            raise UnsupportedKerasError(
+                f"kerasnorm computes with TensorFlow ops, but Keras 3 runs on the "
+                f"{backend!r} backend here. Set KERAS_BACKEND=tensorflow before "
+                "importing keras, or use tf-keras."
+            )
+
+    def read_master(self, variable) -> tf.Tensor:
+        with AutocastScope(None):
+            return tf.convert_to_tensor(variable)
+
+    def add_state_weight(self, layer, name, value):
+        return layer.add_weight(
+            name=name,
+            shape=tuple(value.shape),
+            initializer=lambda shape, dtype=None: value,
+            dtype="float32",
+            trainable=False,
+            autocast=False,
+        )
+
+    @contextlib.contextmanager
+    def substitute(self, layer, substitutions):
+        # A StatelessScope makes every read of a variable return the mapped
+        # tensor, whatever attribute the layer keeps it in. It replaces any
+        # enclosing scope, so that scope's mapping is carried over.
+        outer = get_stateless_scope()
+        scope = keras.StatelessScope(substitutions, initialize_variables=False)
+        if outer is not None:
+            scope.state_mapping = {**outer.state_mapping, **scope.state_mapping}
+            scope.collect_losses = outer.collect_losses
+        with scope:
+            yield
+        if outer is not None:
+            outer.losses.extend(scope.losses)
+
+    def graph_view(self, model):
+        graph = model._functional if isinstance(model, keras.Sequential) else model
+        if not isinstance(graph, Functional):
+            return None
+        calls = [
+            (
+                node.operation,
+                node.arguments.args,
+                node.arguments.kwargs,
+                node.outputs,
+                node.operation._inbound_nodes.index(node),
+            )
+            for depth in sorted(graph._nodes_by_depth, reverse=True)
+            for node in graph._nodes_by_depth[depth]
+            if not node.is_input
+        ]
+        return GraphView(
+            inputs=graph._inputs_struct,
+            outputs=graph._outputs_struct,
+            calls=calls,
+            sequential=isinstance(model, keras.Sequential),
+        )
+
+    def is_model(self, obj) -> bool:
+        return isinstance(obj, keras.Model)
+
+    def is_symbolic(self, obj) -> bool:
+        return isinstance(obj, keras.KerasTensor)
+
+    def input_layer(self, tensor):
+        return tensor._keras_history.operation
+
+    def tensor_info(self, tensor) -> TensorInfo:
+        return TensorInfo(tuple(tensor.shape), str(tensor.dtype))
+
+    def make_input(self, input_layer):
+        return keras.Input(**input_layer.get_config())
+
+    def clone_layer(self, layer, config):
+        # The config is the user's own in-memory layer's, so a Lambda's
+        # function may be rebuilt from its bytecode.
+        with SafeModeScope(False):
+            return type(layer).from_config(config)
+
+    def make_model(self, name, inputs, outputs, sequential_layers=None):
+        if sequential_layers is not None:
+            return keras.Sequential([inputs, *sequential_layers], name=name)
+        return keras.Model(inputs, outputs, name=name)
+
+
+ADAPTER = Keras3Adapter()
+
+
+@keras.saving.register_keras_serializable(package="kerasnorm")
+class PixelNorm(PixelNormBase, keras.layers.Layer):
+    __doc__ = PixelNormBase.__doc__
+
+
+@keras.saving.register_keras_serializable(package="kerasnorm")
+class SpectralNorm(SpectralNormBase, keras.constraints.Constraint):
+    __doc__ = SpectralNormBase.__doc__
+
+
+@keras.saving.register_keras_serializable(package="kerasnorm")
+class SpectralNormalization(SpectralNormalizationBase, keras.layers.Wrapper):
+    __doc__ = SpectralNormalizationBase.__doc__
+    _adapter = ADAPTER
+
+
+@keras.saving.register_keras_serializable(package="kerasnorm")
+class ConstraintChain(ConstraintChainBase, keras.constraints.Constraint):
+    __doc__ = ConstraintChainBase.__doc__
+    _adapter = ADAPTER
+
+
+ADAPTER.ConstraintChain = ConstraintChain
+ADAPTER.PixelNorm = PixelNorm
+ADAPTER.SpectralNorm = SpectralNorm
+ADAPTER.SpectralNormalization = SpectralNormalization

@@ -1,0 +1,164 @@
+"""Keras 2 (the `tf_keras` package): adapter and classes.
+
+`kerasnorm.PixelNorm` and friends are these classes when `tf.keras` is
+tf-keras (`TF_USE_LEGACY_KERAS=1`). Import them from here to use tf-keras
+explicitly:
+
+    from kerasnorm.adapters.tf_keras import PixelNorm, SpectralNorm
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import tensorflow as tf
+import tf_keras
+from tf_keras.src.engine.keras_tensor import KerasTensor
+from tf_keras.src.mixed_precision.autocast_variable import enable_auto_cast_variables
+from tf_keras.src.saving.serialization_lib import SafeModeScope
+
+from kerasnorm.adapters.base import Adapter, GraphView
+from kerasnorm.ir import TensorInfo
+from kerasnorm.layers.constraint_chain import ConstraintChainBase
+from kerasnorm.layers.pixel_norm import PixelNormBase
+from kerasnorm.layers.spectral_norm import SpectralNormBase
+from kerasnorm.layers.spectral_normalization import SpectralNormalizationBase
+
+
+class TfKerasAdapter(Adapter):
+    """kerasnorm's view of tf-keras (Keras 2)."""
+
+    name = "tf_keras"
+    keras = tf_keras
+    layers = tf_keras.layers
+
+    def owns(self, obj) -> bool:
+        return isinstance(
+            obj,
+            (tf_keras.layers.Layer, tf_keras.constraints.Constraint),
+        )
+
+    def check_usable(self) -> None:
+        """tf-keras always computes with TensorFlow."""
+
+    def read_master(self, variable) -> tf.Tensor:
+        with enable_auto_cast_variables(None):
+            return tf.convert_to_tensor(variable)
+
+    def add_state_weight(self, layer, name, value):
+        return layer.add_weight(
+            name=name,
+            shape=tuple(value.shape),
+            initializer=lambda shape, dtype=None, **kwargs: value,
+            dtype=tf.float32,
+            trainable=False,
+            experimental_autocast=False,
+        )
+
+    @contextlib.contextmanager
+    def substitute(self, layer, substitutions):
+        # tf-keras layers read their kernels from plain attributes
+        # (`self.kernel`), so the tensor stands in that attribute for the
+        # duration of the call, cast as an AutoCastVariable would be.
+        by_id = {id(variable): tensor for variable, tensor in substitutions}
+        swapped = {
+            name: tf.cast(by_id[id(value)], layer.compute_dtype)
+            for name, value in vars(layer).items()
+            if id(value) in by_id
+        }
+        saved = {name: vars(layer)[name] for name in swapped}
+        try:
+            for name, tensor in swapped.items():
+                object.__setattr__(layer, name, tensor)
+            yield
+        finally:
+            for name, variable in saved.items():
+                object.__setattr__(layer, name, variable)
+
+    def graph_view(self, model):
+        if not isinstance(model, tf_keras.Model) or not getattr(
+            model, "_is_graph_network", False
+        ):
+            return None
+        calls = [
+            (
+                node.layer,
+                tuple(node.call_args),
+                dict(node.call_kwargs),
+                tf.nest.flatten(node.outputs),
+                node.layer._inbound_nodes.index(node),
+            )
+            for depth in sorted(model._nodes_by_depth, reverse=True)
+            for node in model._nodes_by_depth[depth]
+            if not node.is_input
+        ]
+        return GraphView(
+            inputs=model._nested_inputs,
+            outputs=model._nested_outputs,
+            calls=calls,
+            sequential=isinstance(model, tf_keras.Sequential),
+        )
+
+    def is_model(self, obj) -> bool:
+        return isinstance(obj, tf_keras.Model)
+
+    def is_symbolic(self, obj) -> bool:
+        return isinstance(obj, KerasTensor)
+
+    def input_layer(self, tensor):
+        return tensor._keras_history.layer
+
+    def tensor_info(self, tensor) -> TensorInfo:
+        return TensorInfo(tuple(tensor.shape), tensor.dtype.name)
+
+    def make_input(self, input_layer):
+        config = dict(input_layer.get_config())
+        config["batch_shape"] = config.pop("batch_input_shape")
+        return tf_keras.Input(**config)
+
+    def clone_layer(self, layer, config):
+        # The config is the user's own in-memory layer's, so a Lambda's
+        # function may be rebuilt from its bytecode.
+        with SafeModeScope(False):
+            return type(layer).from_config(config)
+
+    def make_model(self, name, inputs, outputs, sequential_layers=None):
+        if sequential_layers is not None:
+            return tf_keras.Sequential([inputs, *sequential_layers], name=name)
+        return tf_keras.Model(inputs, outputs, name=name)
+
+
+ADAPTER = TfKerasAdapter()
+
+
+@tf_keras.saving.register_keras_serializable(package="kerasnorm")
+class PixelNorm(PixelNormBase, tf_keras.layers.Layer):
+    __doc__ = PixelNormBase.__doc__
+
+
+@tf_keras.saving.register_keras_serializable(package="kerasnorm")
+class SpectralNorm(SpectralNormBase, tf_keras.constraints.Constraint):
+    __doc__ = SpectralNormBase.__doc__
+
+
+@tf_keras.saving.register_keras_serializable(package="kerasnorm")
+class SpectralNormalization(SpectralNormalizationBase, tf_keras.layers.Wrapper):
+    __doc__ = SpectralNormalizationBase.__doc__
+    _adapter = ADAPTER
+
+
+@tf_keras.saving.register_keras_serializable(package="kerasnorm")
+class ConstraintChain(ConstraintChainBase, tf_keras.constraints.Constraint):
+    __doc__ = ConstraintChainBase.__doc__
+    _adapter = ADAPTER
+
+
+# Loading an `.h5` file deserializes constraints nested in a layer's config
+# by their bare class name, not their registered "kerasnorm>" key.
+for _constraint in (SpectralNorm, ConstraintChain):
+    tf_keras.saving.get_custom_objects().setdefault(_constraint.__name__, _constraint)
+
+ADAPTER.ConstraintChain = ConstraintChain
+ADAPTER.PixelNorm = PixelNorm
+ADAPTER.SpectralNorm = SpectralNorm
+ADAPTER.SpectralNormalization = SpectralNormalization

@@ -1,0 +1,174 @@
+"""The public entry points: `apply_normalization` and the `normalize` decorator."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from kerasnorm.adapters import adapter_for
+from kerasnorm.errors import KerasNormTypeError
+from kerasnorm.plan import plan
+from kerasnorm.rewrite import rewrite
+from kerasnorm.rules import Rule
+
+
+def apply_normalization(
+    model,
+    policy: str | Sequence[str] | None = "progan",
+    *,
+    role: str = "auto",
+    rules: Sequence[Rule] | None = None,
+    mode: str = "constraint",
+    strict: bool = False,
+    verbose: bool = False,
+    **sn_options,
+):
+    """Returns a copy of `model` normalized as `policy` prescribes.
+
+    The input model is never modified. In the copy every original layer has
+    a counterpart with the same name, the same config (but for the added
+    constraints) and bitwise-identical weights; inserted layers are named
+    after the layer they follow (`conv1_pixel_norm`). Dtype policies,
+    `trainable` flags and the model's name are kept; a Sequential stays a
+    Sequential. Applying the same policy twice changes nothing more.
+
+    A compiled model comes back compiled with the same loss and metrics and
+    a fresh optimizer of the same configuration (a warning says so): the
+    new model's variables are new, so the old optimizer state cannot follow.
+
+    Args:
+        model: A functional or Sequential model, Keras 3 or tf-keras.
+        policy: `"progan"`, `"sngan"`, `"sagan"`, `"biggan"`, a policy you
+            registered, a list of those, or None (then give `rules`).
+        role: `"auto"` (decided per model and nested model; see
+            `kerasnorm.roles`), `"generator"` or `"discriminator"`.
+        rules: More `Rule`s, applied after the policy's.
+        mode: `"constraint"` attaches `SpectralNorm` kernel constraints;
+            `"reparam"` wraps layers in `SpectralNormalization`.
+        strict: Raise if a rule matches nothing.
+        verbose: Print the plan.
+        **sn_options: Options for the spectral normalization the policy
+            adds: `n_iter`, `tol`, `max_iter`, `eps`, and in constraint
+            mode `sigma` and `clip`.
+
+    Returns:
+        The new model.
+
+    Raises:
+        KerasNormTypeError: If `model` is not a functional or Sequential
+            Keras model, or a layer cannot be cloned from its config.
+        KerasNormValueError: For an unknown policy, role or mode, an
+            undecidable role, or a rule matching nothing under `strict`.
+
+    Example:
+
+    >>> d = kerasnorm.apply_normalization(discriminator, policy="sngan")
+    >>> type(d.get_layer("conv1").kernel_constraint).__name__
+    'SpectralNorm'
+    """
+    check_model(model)
+    the_plan = plan(
+        model, policy, role=role, rules=rules, mode=mode, strict=strict, **sn_options
+    )
+    if verbose:
+        print(the_plan)
+    new_model = rewrite(the_plan)
+    _recompile(model, new_model)
+    return new_model
+
+
+def check_model(model) -> None:
+    """Raises `KerasNormTypeError` unless `model` is a functional or Sequential."""
+    if isinstance(model, (list, tuple, dict)) or not hasattr(model, "name"):
+        raise KerasNormTypeError(
+            f"Expected a Keras model, received {type(model).__name__}."
+        )
+    adapter = adapter_for(model)
+    if not adapter.is_model(model):
+        raise KerasNormTypeError(
+            f"Expected a Keras model, received the layer {model.name!r} "
+            f"({type(model).__name__}). Wrap it in a functional model first."
+        )
+    if adapter.graph_view(model) is None:
+        raise KerasNormTypeError(
+            f"Model {model.name!r} of class {type(model).__name__} has no layer graph "
+            "(a subclassed model, or a Sequential without an input shape), so "
+            "kerasnorm cannot see where its layers connect. Build it with the "
+            "functional API or as a Sequential starting with keras.Input(...), "
+            "or attach kerasnorm.SpectralNorm / PixelNorm in its code by hand."
+        )
+
+
+def _recompile(original, new_model) -> None:
+    if not getattr(original, "optimizer", None) or not getattr(
+        original, "compiled", True
+    ):
+        return
+    config = original.get_compile_config()
+    if not config:
+        return
+    new_model.compile_from_config(config)
+    warnings.warn(
+        f"Model {original.name!r} was compiled: the normalized model is compiled "
+        "with the same loss and metrics and a fresh optimizer of the same "
+        "configuration (optimizer state such as Adam moments is not carried over).",
+        stacklevel=3,
+    )
+
+
+def normalize(
+    policy: str | Sequence[str] | None = "progan", **options: Any
+) -> Callable[[Callable], Callable]:
+    """Decorates a model builder so that the models it returns are normalized.
+
+    The builder keeps its name, docstring and signature, and gets its
+    arguments as usual. It may return a model, or a tuple, list or dict of
+    models; each is normalized by its own role (unless `role=` says
+    otherwise).
+
+    Args:
+        policy: As for `apply_normalization`.
+        **options: Any other `apply_normalization` argument.
+
+    Returns:
+        The decorator.
+
+    Example:
+
+    >>> @kerasnorm.normalize(policy="sngan")
+    ... def build_discriminator(width=8):
+    ...     return small_discriminator(width)
+    >>> d = build_discriminator(width=4)
+    """
+
+    def decorator(builder: Callable) -> Callable:
+        if not callable(builder):
+            raise KerasNormTypeError(
+                f"@normalize decorates a function, received {builder!r}"
+            )
+
+        @functools.wraps(builder)
+        def wrapper(*args, **kwargs):
+            built = builder(*args, **kwargs)
+            if isinstance(built, dict):
+                return {
+                    key: _normalize_one(value, policy, options)
+                    for key, value in built.items()
+                }
+            if isinstance(built, (tuple, list)):
+                return type(built)(
+                    _normalize_one(value, policy, options) for value in built
+                )
+            return _normalize_one(built, policy, options)
+
+        wrapper.__signature__ = inspect.signature(builder)
+        return wrapper
+
+    return decorator
+
+
+def _normalize_one(model, policy, options):
+    return apply_normalization(model, policy, **options)

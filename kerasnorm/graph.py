@@ -1,0 +1,184 @@
+"""`to_graph`: a Keras model as a networkx graph that rules can match on.
+
+The graph flattens nested models: every call of every layer, at any depth,
+is one graph node, and every tensor passed between two calls is an edge,
+across model boundaries too. A layer called twice is two nodes tied to one
+layer; a nested model called twice contributes its nodes twice.
+
+Node ids are paths: `"conv1"` for a call in the top model, `"generator/conv1"`
+inside a nested model called `generator`, `"dense#1"` for the second call of
+layer `dense`. Each node carries plain attributes:
+
+| attribute        | meaning                                                     |
+|------------------|-------------------------------------------------------------|
+| `op`             | the layer (or Keras 3 op) called; the InputLayer of an input|
+| `class_name`     | `type(op).__name__`                                         |
+| `classes`        | names of `type(op)` and its bases, for type selectors       |
+| `layer_name`     | `op.name`                                                   |
+| `scope`          | path of nested-model calls holding the node, `()` at the top|
+| `is_input`       | an input of the model at `scope`                            |
+| `is_output`      | produces an output of the model at `scope`                  |
+| `outputs`        | `TensorInfo` (shape, dtype) of each output                  |
+| `activation`     | name of the node's non-linearity, `None` if it has none     |
+| `kernels`        | `KernelSlot`s of the kernels SN can normalize               |
+| `role`           | `"generator"`, `"discriminator"` or `None`                  |
+| `reaches_output` | an output of the node's role region is reached without     |
+|                  | passing another kernel layer (see `kerasnorm.roles`)        |
+| `region_input`   | an input of the outermost model of the node's role          |
+| `wrapped`        | the layer is already wrapped in `SpectralNormalization`     |
+| `ir`, `ir_node`  | the `ModelIR` holding the call and the call's name there    |
+
+The graph's own attributes hold `model`, `adapter`, `ir` (the top
+`ModelIR`), `scopes` (scope -> `ModelIR` of the model called there) and
+`roles` (scope -> role).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import networkx as nx
+import tensorflow as tf
+
+from kerasnorm import roles as roles_lib
+from kerasnorm.adapters import adapter_for
+from kerasnorm.ir import ModelIR, Ref, read_model
+from kerasnorm.layers.kernels import kernel_slots
+
+_ACTIVATION_LAYERS = {
+    "ReLU": "relu",
+    "LeakyReLU": "leaky_relu",
+    "PReLU": "prelu",
+    "ELU": "elu",
+    "Softmax": "softmax",
+    "ThresholdedReLU": "thresholded_relu",
+}
+
+
+def to_graph(model, role: str = "auto") -> nx.DiGraph:
+    """Returns the call graph of a functional or Sequential Keras model.
+
+    Args:
+        model: A functional or Sequential model of Keras 3 or tf-keras.
+        role: `"auto"` to decide each (nested) model's role from its name
+            and structure (see `kerasnorm.roles`), or `"generator"` /
+            `"discriminator"` for every part of the model.
+
+    Returns:
+        A `networkx.DiGraph` as described in the module docstring. The model
+        is not modified.
+
+    Raises:
+        KerasNormTypeError: If `model` is not a Keras model with a graph.
+
+    Example:
+
+    >>> graph = kerasnorm.to_graph(discriminator)
+    >>> graph.nodes["conv1"]["class_name"]
+    'Conv2D'
+    """
+    adapter = adapter_for(model)
+    ir = read_model(model, adapter)
+    graph = nx.DiGraph(model=model, adapter=adapter, ir=ir)
+    _add_model(graph, ir, adapter, scope=(), sources=None)
+    graph.graph["roles"] = roles_lib.assign(graph, role)
+    roles_lib.mark_regions(graph)
+    return graph
+
+
+def node_id(scope: tuple[str, ...], name: str) -> str:
+    """The graph id of call `name` in the nested-model path `scope`."""
+    return "/".join((*scope, name))
+
+
+def _add_model(
+    graph: nx.DiGraph,
+    ir: ModelIR,
+    adapter,
+    scope: tuple[str, ...],
+    sources: list[str] | None,
+) -> dict[Ref, str]:
+    """Adds one instance of `ir` under `scope`; returns its outputs' producers.
+
+    Args:
+        sources: For a nested model, the graph nodes feeding each of its
+            flattened inputs; None for the top model.
+
+    Returns:
+        Map from each `Ref` of `ir` to the graph node that produces it
+        (inside a nested model for a nested model's outputs).
+    """
+    graph.graph.setdefault("scopes", {})[scope] = ir
+    producers: dict[Ref, str] = {}
+    input_refs = tf.nest.flatten(ir.inputs)
+    for position, ref in enumerate(input_refs):
+        node = ir.nodes[ref.node]
+        gid = node_id(scope, node.name)
+        _add_node(graph, gid, node, ir, scope)
+        if sources is not None:
+            graph.add_edge(sources[position], gid)
+        producers[ref] = gid
+    for node in ir:
+        if node.is_input:
+            continue
+        feeding = [producers[ref] for ref in node.refs()]
+        if node.submodel is not None:
+            inner = _add_model(
+                graph, node.submodel, adapter, (*scope, node.name), feeding
+            )
+            for index, ref in enumerate(node.submodel.output_refs()):
+                producers[Ref(node.name, index)] = inner[ref]
+            continue
+        gid = node_id(scope, node.name)
+        _add_node(graph, gid, node, ir, scope)
+        for source in feeding:
+            graph.add_edge(source, gid)
+        for index in range(len(node.outputs)):
+            producers[Ref(node.name, index)] = gid
+    for ref in ir.output_refs():
+        graph.nodes[producers[ref]]["is_output"] = True
+        graph.nodes[producers[ref]].setdefault("outputs_of", set()).add(scope)
+    return producers
+
+
+def _add_node(graph, gid: str, node, ir: ModelIR, scope) -> None:
+    adapter = graph.graph["adapter"]
+    # A layer already wrapped by kerasnorm is seen as the layer it wraps.
+    wrapped = isinstance(node.op, adapter.SpectralNormalization)
+    layer = node.op.layer if wrapped else node.op
+    kernels = () if node.is_input else kernel_slots(layer, adapter.layers)
+    graph.add_node(
+        gid,
+        op=node.op,
+        class_name=type(layer).__name__,
+        classes=tuple(cls.__name__ for cls in type(layer).__mro__),
+        layer_name=node.op.name,
+        scope=scope,
+        is_input=node.is_input,
+        is_output=False,
+        outputs=node.outputs,
+        activation=_activation_of(layer, kernels),
+        kernels=kernels,
+        wrapped=wrapped,
+        role=None,
+        reaches_output=False,
+        region_input=False,
+        ir=ir,
+        ir_node=node.name,
+    )
+
+
+def _activation_of(layer: Any, kernels) -> str | None:
+    """The non-linearity of an activation layer or a kernel layer, or None."""
+    classes = [cls.__name__ for cls in type(layer).__mro__]
+    for class_name in classes:
+        if class_name in _ACTIVATION_LAYERS:
+            return _ACTIVATION_LAYERS[class_name]
+    if not (kernels or "Activation" in classes):
+        return None
+    activation = layer.get_config().get("activation")
+    if isinstance(activation, dict):
+        activation = activation.get("class_name", "custom")
+    if activation in (None, "linear"):
+        return None
+    return str(activation)

@@ -1,0 +1,216 @@
+"""`plan`: match rules against a model's graph and list the changes; build nothing.
+
+Matching goes rule by rule, in the order given, and node by node in
+topological order. A layer action (spectral normalization) is planned once
+per layer, however many calls the layer has; a call action (an insertion) is
+planned once per call of the model that holds it, however many times that
+model is itself called. The first rule to claim a layer or call wins; later
+claims are listed as skipped, with the reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Sequence
+
+import networkx as nx
+
+from kerasnorm.actions import Action, SpectralNormalize
+from kerasnorm.errors import KerasNormTypeError, KerasNormValueError
+from kerasnorm.graph import to_graph
+from kerasnorm.policies import get_policy
+from kerasnorm.roles import check_role
+from kerasnorm.rules import Rule
+
+
+@dataclasses.dataclass(frozen=True)
+class Edit:
+    """One change a plan makes (or skips).
+
+    Attributes:
+        node: The graph node (see `to_graph`) the rule matched.
+        layer: The name of the layer called there.
+        action: The action, resolved for the plan's mode.
+        rule: The name of the rule that chose it.
+        detail: What exactly changes, in words.
+        skipped: Why the change is not made, or None if it is.
+    """
+
+    node: str
+    layer: str
+    action: Action
+    rule: str
+    detail: str
+    skipped: str | None = None
+
+
+class Plan:
+    """The changes `apply_normalization` would make, printable as a table.
+
+    Attributes:
+        graph: The model's graph, from `to_graph`.
+        edits: Every `Edit`, made or skipped, in matching order.
+        mode: `"constraint"` or `"reparam"`.
+    """
+
+    def __init__(self, graph: nx.DiGraph, edits: list[Edit], mode: str):
+        self.graph = graph
+        self.edits = edits
+        self.mode = mode
+
+    @property
+    def model(self):
+        return self.graph.graph["model"]
+
+    @property
+    def changes(self) -> list[Edit]:
+        """The edits that are made."""
+        return [edit for edit in self.edits if edit.skipped is None]
+
+    def totals(self) -> Counter:
+        """How many changes of each action type."""
+        return Counter(type(edit.action).__name__ for edit in self.changes)
+
+    def __len__(self) -> int:
+        return len(self.changes)
+
+    def __str__(self) -> str:
+        header = ("node", "change", "rule", "note")
+        rows = [
+            (
+                edit.node,
+                edit.detail,
+                edit.rule,
+                f"skipped: {edit.skipped}" if edit.skipped else "",
+            )
+            for edit in self.edits
+        ]
+        columns = 4 if any(row[3] for row in rows) else 3
+        header, rows = header[:columns], [row[:columns] for row in rows]
+        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(columns)]
+        line = "  ".join(f"{{:<{w}}}" for w in widths)
+        out = [
+            f"Plan for model {self.model.name!r} (mode={self.mode!r})",
+            line.format(*header).rstrip(),
+            line.format(*("-" * w for w in widths)).rstrip(),
+            *(line.format(*row).rstrip() for row in rows),
+        ]
+        totals = ", ".join(f"{n} {name}" for name, n in sorted(self.totals().items()))
+        skipped = len(self.edits) - len(self.changes)
+        out.append(
+            f"{len(self.changes)} changes ({totals or 'none'}), {skipped} skipped"
+        )
+        return "\n".join(out)
+
+    def __repr__(self) -> str:
+        return f"<Plan {self.model.name!r}: {len(self.changes)} changes>"
+
+
+def plan(
+    model,
+    policy: str | Sequence[str] | None = None,
+    *,
+    role: str = "auto",
+    rules: Sequence[Rule] | None = None,
+    mode: str = "constraint",
+    strict: bool = False,
+    **sn_options,
+) -> Plan:
+    """Matches a policy's rules (and your own) against `model`; changes nothing.
+
+    Args:
+        model: A functional or Sequential model, Keras 3 or tf-keras.
+        policy: A registered policy name (`"progan"`, `"sngan"`, `"sagan"`,
+            `"biggan"`, or your own), a list of names, or None.
+        role: `"auto"`, `"generator"` or `"discriminator"`; see
+            `kerasnorm.roles`.
+        rules: More rules, applied after the policy's.
+        mode: `"constraint"` (SpectralNorm kernel constraints) or
+            `"reparam"` (SpectralNormalization wrappers).
+        strict: Raise if a rule matches no node.
+        **sn_options: Options for every spectral normalization the policy
+            adds (`n_iter`, `tol`, `max_iter`, `eps`; in constraint mode
+            also `sigma`, `clip`).
+
+    Returns:
+        A `Plan`.
+
+    Raises:
+        KerasNormTypeError: If `model` is not a functional or Sequential
+            Keras model, or `rules` holds something else than rules.
+        KerasNormValueError: For an unknown policy, role or mode, a rule
+            that matches nothing under `strict`, or a model whose role
+            cannot be decided.
+    """
+    check_role(role)
+    all_rules = list(get_policy(policy))
+    if rules is not None:
+        if isinstance(rules, Rule) or not all(isinstance(r, Rule) for r in rules):
+            raise KerasNormTypeError(
+                f"`rules` must be a list of Rule, received {rules!r}"
+            )
+        all_rules.extend(rules)
+    graph = to_graph(model, role)
+    if any(rule.selector.uses_role for rule in all_rules):
+        _check_roles_decided(graph)
+    order = list(nx.topological_sort(graph))
+    claimed: dict[tuple, str] = {}
+    edits: list[Edit] = []
+    for rule in all_rules:
+        action = rule.action
+        if isinstance(action, SpectralNormalize):
+            action = SpectralNormalize(**{**sn_options, **action.options}).resolve(mode)
+        matched = [node for node in order if rule.selector(graph, node)]
+        if strict and not matched:
+            raise KerasNormValueError(
+                f"Rule {rule.name!r} matches no layer of model {model.name!r} "
+                "(strict=True)."
+            )
+        for node in matched:
+            edits.extend(_edit(graph, node, rule, action, claimed))
+    return Plan(graph, edits, mode)
+
+
+def _edit(graph, node, rule, action, claimed) -> list[Edit]:
+    data = graph.nodes[node]
+    if action.per_layer:
+        key = ("layer", id(data["op"]))
+    else:
+        key = ("call", id(data["ir"]), data["ir_node"], getattr(action, "position", ""))
+    if key in claimed:
+        if claimed[key] == rule.name:
+            # The same layer through another of its calls, or the same call
+            # through another call of the model that holds it.
+            return []
+        reason = f"already changed by rule {claimed[key]!r}"
+    else:
+        reason = action.skip_reason(graph, node)
+        claimed[key] = rule.name
+    return [
+        Edit(
+            node=node,
+            layer=data["layer_name"],
+            action=action,
+            rule=rule.name,
+            detail=action.describe(graph, node),
+            skipped=reason,
+        )
+    ]
+
+
+def _check_roles_decided(graph: nx.DiGraph) -> None:
+    """Raises if a part of the model that holds layers a policy acts on has no role."""
+    for _, data in graph.nodes(data=True):
+        if data["role"] is None and (data["kernels"] or data["activation"]):
+            scope = data["scope"]
+            ir = graph.graph["scopes"][scope]
+            where = (
+                f"nested model {'/'.join(scope)!r}" if scope else f"model {ir.name!r}"
+            )
+            raise KerasNormValueError(
+                f"Cannot tell whether {where} is a generator or a discriminator "
+                f"(it holds layer {data['layer_name']!r}). Pass role='generator' or "
+                "role='discriminator', or name the model so that it says (e.g. "
+                "'my_generator')."
+            )

@@ -1,0 +1,222 @@
+"""`rewrite`: carry out a `Plan`, returning a new model; the input is never touched.
+
+The steps, for the top model and every nested model (innermost first):
+
+1. Copy the model's `ModelIR` and insert the planned layers into the copy.
+2. Clone every layer and op from its config, with the planned constraints
+   added to the config, and wrap the clones the plan wraps. A layer shared
+   by several calls or models gets one clone, so it stays shared.
+3. Replay the graph on new inputs through the clones (a Sequential is
+   rebuilt as a Sequential from its layers).
+
+Then every clone gets its original's weights, variable by variable (no
+numpy copy), and wrappers converge their tracked vectors on the copied
+kernels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+
+from kerasnorm.actions import ConstrainKernel, WrapSpectral
+from kerasnorm.errors import KerasNormTypeError, KerasNormValueError
+from kerasnorm.ir import ModelIR, Node, Ref, map_refs
+from kerasnorm.plan import Plan
+
+
+def rewrite(plan: Plan):
+    """Builds the model `plan` describes.
+
+    Args:
+        plan: A `Plan` from `kerasnorm.plan`.
+
+    Returns:
+        A new, uncompiled model. Its layers keep their originals' names,
+        configs (but for the planned constraints) and weights.
+    """
+    return _Rewriter(plan).run()
+
+
+class _Rewriter:
+    def __init__(self, plan: Plan):
+        graph = plan.graph
+        self.adapter = graph.graph["adapter"]
+        self.top = graph.graph["ir"]
+        self.layer_edits: dict[int, tuple] = {}
+        self.insertions: dict[tuple[int, str], list] = {}
+        for edit in plan.changes:
+            data = graph.nodes[edit.node]
+            if edit.action.per_layer:
+                self.layer_edits[id(data["op"])] = (edit.action, data)
+            else:
+                key = (id(data["ir"]), data["ir_node"])
+                self.insertions.setdefault(key, []).append((edit.action, edit.node))
+        self.graph = graph
+        self.names = _all_names(self.top)
+        self.clones: dict[int, object] = {}
+        self.models: dict[int, object] = {}
+        self.pairs: list[tuple[object, object]] = []
+
+    def run(self):
+        model = self._build(self.top)
+        for original, clone in self.pairs:
+            _copy_weights(original, clone)
+        for _, clone in self.pairs:
+            if isinstance(clone, self.adapter.SpectralNormalization):
+                clone.warm_start()
+        return model
+
+    def _build(self, ir: ModelIR):
+        if id(ir) in self.models:
+            return self.models[id(ir)]
+        ir = self._with_insertions(ir)
+        if ir.sequential:
+            (input_ref,) = tf.nest.flatten(ir.inputs)
+            model = self.adapter.make_model(
+                ir.name,
+                self.adapter.make_input(ir.nodes[input_ref.node].op),
+                None,
+                sequential_layers=[
+                    self._op_for(node) for node in ir if not node.is_input
+                ],
+            )
+        else:
+            model = self._replay(ir)
+        if not ir.model.trainable:
+            # Setting the flag reaches every layer: set it only to freeze.
+            model.trainable = False
+        self.models[id(ir.model)] = model
+        return model
+
+    def _replay(self, ir: ModelIR):
+        tensors: dict[Ref, object] = {}
+        for node in ir:
+            if node.is_input:
+                tensors[Ref(node.name, 0)] = self.adapter.make_input(node.op)
+                continue
+            args, kwargs = map_refs((node.args, node.kwargs), tensors.__getitem__)
+            outputs = self._op_for(node)(*args, **kwargs)
+            for index, tensor in enumerate(tf.nest.flatten(outputs)):
+                tensors[Ref(node.name, index)] = tensor
+        return self.adapter.make_model(
+            ir.name,
+            map_refs(ir.inputs, tensors.__getitem__),
+            map_refs(ir.outputs, tensors.__getitem__),
+        )
+
+    def _with_insertions(self, ir: ModelIR) -> ModelIR:
+        """A copy of `ir` with the planned layers inserted."""
+        edited = dataclasses.replace(
+            ir,
+            nodes={name: dataclasses.replace(node) for name, node in ir.nodes.items()},
+        )
+        for node in ir:
+            for action, graph_node in self.insertions.get((id(ir), node.name), []):
+                if action.position == "after":
+                    for index, info in enumerate(node.outputs):
+                        new = self._new_node(
+                            action, graph_node, (Ref(node.name, index),), info
+                        )
+                        edited.insert_after(Ref(node.name, index), new)
+                else:
+                    for ref in dict.fromkeys(node.refs()):
+                        info = ir.nodes[ref.node].outputs[ref.index]
+                        new = self._new_node(action, graph_node, (ref,), info)
+                        edited.insert_before(node.name, ref, new)
+        return edited
+
+    def _new_node(self, action, graph_node, args, info) -> Node:
+        base = self.graph.nodes[graph_node]["layer_name"]
+        suffix = getattr(action, "suffix", "pixel_norm")
+        name = _unique(f"{base}_{suffix}", self.names)
+        layer = action.new_layer(self.graph, graph_node, name)
+        self.clones[id(layer)] = layer
+        return Node(name, layer, args=args, outputs=(info,))
+
+    def _op_for(self, node: Node):
+        """The operation the rebuilt graph calls in place of `node.op`."""
+        op = node.op
+        if id(op) in self.clones:
+            return self.clones[id(op)]
+        if node.submodel is not None:
+            clone = self._build(node.submodel)
+        else:
+            clone = self._clone(op)
+            self.pairs.append((op, clone))
+        self.clones[id(op)] = clone
+        return clone
+
+    def _clone(self, op):
+        action, data = self.layer_edits.get(id(op), (None, None))
+        config = op.get_config()
+        if isinstance(action, ConstrainKernel):
+            for slot in data["kernels"]:
+                existing = getattr(op, slot.constraint_key, None)
+                if existing is not None:
+                    existing = self.adapter.keras.constraints.get(
+                        self.adapter.keras.constraints.serialize(existing)
+                    )
+                config[slot.constraint_key] = action.constraint_for(
+                    self.adapter, slot, existing
+                )
+        try:
+            clone = self.adapter.clone_layer(op, config)
+        except Exception as error:
+            raise KerasNormTypeError(
+                f"Cannot clone layer {op.name!r} ({type(op).__name__}) from its "
+                f"config: {error}. Give the class a get_config() that returns its "
+                "constructor arguments and register it with "
+                "keras.saving.register_keras_serializable(), or keep the layer "
+                "out of the model you rewrite."
+            ) from error
+        if isinstance(action, WrapSpectral):
+            clone = self.adapter.SpectralNormalization(
+                clone, name=op.name, **action.options
+            )
+        return clone
+
+
+def _all_names(ir: ModelIR) -> set[str]:
+    names = set()
+    stack = [ir]
+    while stack:
+        current = stack.pop()
+        names.add(current.name)
+        for node in current:
+            names.add(node.op.name)
+            if node.submodel is not None:
+                stack.append(node.submodel)
+    return names
+
+
+def _unique(base: str, taken: set[str]) -> str:
+    name, count = base, 0
+    while name in taken:
+        count += 1
+        name = f"{base}_{count}"
+    taken.add(name)
+    return name
+
+
+def _copy_weights(original, clone) -> None:
+    """Assigns each weight of `original` to the matching weight of `clone`."""
+    target = clone.layer if _is_new_wrapper(original, clone) else clone
+    sources = getattr(original, "weights", [])
+    targets = getattr(target, "weights", [])
+    if len(sources) != len(targets) or any(
+        tuple(s.shape) != tuple(t.shape) for s, t in zip(sources, targets, strict=True)
+    ):
+        raise KerasNormValueError(
+            f"Layer {original.name!r}: its clone has weights "
+            f"{[tuple(t.shape) for t in targets]}, the original "
+            f"{[tuple(s.shape) for s in sources]}. The layer's get_config() does "
+            "not describe it fully."
+        )
+    for source, destination in zip(sources, targets, strict=True):
+        destination.assign(source)
+
+
+def _is_new_wrapper(original, clone) -> bool:
+    return type(original) is not type(clone) and hasattr(clone, "layer")
