@@ -1,0 +1,53 @@
+"""Every python code block in README.md and docs/ runs, so no example can rot.
+
+The blocks of one file run in order in one namespace, like a notebook. A
+block whose first line is `# not run` is skipped (for shell-only snippets
+shown as python).
+"""
+
+import contextlib
+import io
+import pathlib
+import re
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
+
+
+def python_blocks(path: pathlib.Path) -> list[str]:
+    return [
+        block
+        for block in BLOCK.findall(path.read_text())
+        if not block.startswith("# not run")
+    ]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in DOCUMENTS if python_blocks(p)],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_code_blocks_run(path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    namespace = {"__name__": "__docs__"}
+    for number, block in enumerate(python_blocks(path), 1):
+        output = io.StringIO()
+        with contextlib.redirect_stdout(output):
+            exec(compile(block, f"{path.name} block {number}", "exec"), namespace)
+        _check_printed(block, output.getvalue(), f"{path.name} block {number}")
+
+
+def _check_printed(block: str, printed: str, where: str) -> None:
+    """`print(...)` followed by `# value` lines must print that value."""
+    expected = []
+    lines = block.splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith("print(") and index + 1 < len(lines):
+            following = lines[index + 1]
+            if following.startswith("# "):
+                expected.append(following[2:])
+    for value in expected:
+        assert value in printed, f"{where}: expected {value!r} in output {printed!r}"
