@@ -65,7 +65,8 @@ def apply_normalization(
 
     Example:
 
-    >>> d = kerasnorm.apply_normalization(discriminator, policy="sngan")
+    >>> from kerasnorm.demo import build_discriminator
+    >>> d = kerasnorm.apply_normalization(build_discriminator(keras), policy="sngan")
     >>> type(d.get_layer("conv1").kernel_constraint).__name__
     'SpectralNorm'
     """
@@ -138,10 +139,16 @@ def normalize(
 
     Example:
 
+    >>> from kerasnorm import demo
     >>> @kerasnorm.normalize(policy="sngan")
-    ... def build_discriminator(width=8):
-    ...     return small_discriminator(width)
-    >>> d = build_discriminator(width=4)
+    ... def build_discriminator():
+    ...     "A small DCGAN-style discriminator."
+    ...     return demo.build_discriminator(keras)
+    >>> build_discriminator.__doc__
+    'A small DCGAN-style discriminator.'
+    >>> d = build_discriminator()
+    >>> type(d.get_layer("score").kernel_constraint).__name__
+    'SpectralNorm'
     """
 
     def decorator(builder: Callable) -> Callable:

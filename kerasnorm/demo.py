@@ -95,8 +95,8 @@ def train(generator, discriminator, steps: int, batch: int = 32, seed: int = 0):
             g_loss = bce(tf.ones_like(fake_score), fake_score)
         d_vars = discriminator.trainable_variables
         g_vars = generator.trainable_variables
-        d_opt.apply_gradients(zip(d_tape.gradient(d_loss, d_vars), d_vars))
-        g_opt.apply_gradients(zip(g_tape.gradient(g_loss, g_vars), g_vars))
+        d_opt.apply_gradients(zip(d_tape.gradient(d_loss, d_vars), d_vars, strict=True))
+        g_opt.apply_gradients(zip(g_tape.gradient(g_loss, g_vars), g_vars, strict=True))
         return d_loss, g_loss
 
     for index in range(1, steps + 1):

@@ -73,9 +73,10 @@ def to_graph(model, role: str = "auto") -> nx.DiGraph:
 
     Example:
 
-    >>> graph = kerasnorm.to_graph(discriminator)
-    >>> graph.nodes["conv1"]["class_name"]
-    'Conv2D'
+    >>> from kerasnorm.demo import build_discriminator
+    >>> graph = kerasnorm.to_graph(build_discriminator(keras))
+    >>> graph.nodes["conv1"]["class_name"], graph.nodes["conv1"]["role"]
+    ('Conv2D', 'discriminator')
     """
     adapter = adapter_for(model)
     ir = read_model(model, adapter)

@@ -23,7 +23,7 @@ class ConstraintChainBase:
     ...     [keras.constraints.NonNeg(), kerasnorm.SpectralNorm()]
     ... )
     >>> w = tf.constant([[3.0, -1.0], [0.0, 1.0]])
-    >>> np.round(np.asarray(chain(w)), 4).tolist()
+    >>> np.round(np.asarray(chain(w), "float64"), 4).tolist()
     [[1.0, 0.0], [0.0, 0.3333]]
     """
 

@@ -34,10 +34,9 @@ class PixelNormBase:
 
     Example:
 
-    >>> import numpy as np
     >>> layer = kerasnorm.PixelNorm()
     >>> y = layer(np.array([[3.0, 4.0]], dtype="float32"))
-    >>> np.round(np.asarray(y), 4).tolist()
+    >>> np.round(np.asarray(y, "float64"), 4).tolist()
     [[0.8485, 1.1314]]
 
     Reference:

@@ -85,7 +85,7 @@ class SpectralNormBase:
 
     >>> sn = kerasnorm.SpectralNorm()
     >>> w = tf.constant([[3.0, 0.0], [0.0, 1.0]])
-    >>> np.round(np.asarray(sn(w)), 4).tolist()
+    >>> np.round(np.asarray(sn(w), "float64"), 4).tolist()
     [[1.0, 0.0], [0.0, 0.3333]]
 
     Reference:
