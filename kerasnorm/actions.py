@@ -24,7 +24,7 @@ from typing import Any
 import networkx as nx
 
 from kerasnorm.errors import KerasNormTypeError, KerasNormValueError
-from kerasnorm.layers.spectral_norm import check_options
+from kerasnorm.layers.tracking import TRACKING_OPTIONS, Tracking
 
 MODES = ("constraint", "reparam")
 
@@ -60,7 +60,7 @@ def _is_spectral(constraint, adapter) -> bool:
 
 class _SpectralAction(Action):
     per_layer = True
-    allowed_options = frozenset({"n_iter", "tol", "max_iter", "sigma", "clip", "eps"})
+    allowed_options = frozenset({*TRACKING_OPTIONS, "sigma", "clip"})
 
     def __init__(self, **options: Any):
         unknown = set(options) - self.allowed_options
@@ -69,12 +69,7 @@ class _SpectralAction(Action):
                 f"{type(self).__name__} takes no option {sorted(unknown)}; it takes "
                 f"{', '.join(sorted(self.allowed_options))}."
             )
-        check_options(
-            options.get("n_iter", 1),
-            options.get("tol"),
-            options.get("max_iter", 100),
-            options.get("eps", 1e-12),
-        )
+        Tracking(**{k: v for k, v in options.items() if k in TRACKING_OPTIONS})
         self.options = options
 
     def skip_reason(self, graph, node):
@@ -104,7 +99,8 @@ class ConstrainKernel(_SpectralAction):
 
     Args:
         **options: `SpectralNorm` options (`n_iter`, `tol`, `max_iter`,
-            `sigma`, `clip`, `eps`); the layout comes from the layer type.
+            `block_size`, `sigma`, `clip`, `eps`); the layout comes from the
+            layer type.
     """
 
     def describe(self, graph, node):
@@ -131,10 +127,10 @@ class WrapSpectral(_SpectralAction):
 
     Args:
         **options: `SpectralNormalization` options (`n_iter`, `tol`,
-            `max_iter`, `eps`).
+            `max_iter`, `block_size`, `eps`).
     """
 
-    allowed_options = frozenset({"n_iter", "tol", "max_iter", "eps"})
+    allowed_options = frozenset(TRACKING_OPTIONS)
 
     def describe(self, graph, node):
         return "wrap in SpectralNormalization"

@@ -51,7 +51,7 @@ def apply_normalization(
         strict: Raise if a rule matches nothing.
         verbose: Print the plan.
         **sn_options: Options for the spectral normalization the policy
-            adds: `n_iter`, `tol`, `max_iter`, `eps`, and in constraint
+            adds: `n_iter`, `tol`, `max_iter`, `block_size`, `eps`, and in constraint
             mode `sigma` and `clip`.
 
     Returns:

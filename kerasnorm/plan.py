@@ -130,7 +130,7 @@ def plan(
             `"reparam"` (SpectralNormalization wrappers).
         strict: Raise if a rule matches no node.
         **sn_options: Options for every spectral normalization the policy
-            adds (`n_iter`, `tol`, `max_iter`, `eps`; in constraint mode
+            adds (`n_iter`, `tol`, `max_iter`, `block_size`, `eps`; in constraint mode
             also `sigma`, `clip`).
 
     Returns:

@@ -35,7 +35,10 @@ def test_decorator_on_a_dict_and_with_options(adapter):
 
     models = build(adapter.keras)
     wrapper = models["d"].get_layer("conv_1")
-    assert isinstance(wrapper, adapter.SpectralNormalization) and wrapper.n_iter == 3
+    assert (
+        isinstance(wrapper, adapter.SpectralNormalization)
+        and wrapper.tracking.n_iter == 3
+    )
     assert not any(
         isinstance(layer, adapter.SpectralNormalization) for layer in models["g"].layers
     )

@@ -217,7 +217,7 @@ def test_reparam_wrappers_carry_the_original_names_and_train(adapter):
     new = kerasnorm.apply_normalization(model, "sngan", mode="reparam", n_iter=2)
     wrapper = new.get_layer("conv_1")
     assert type(wrapper) is adapter.SpectralNormalization
-    assert wrapper.layer.name == "conv_1" and wrapper.n_iter == 2
+    assert wrapper.layer.name == "conv_1" and wrapper.tracking.n_iter == 2
     x = zoo.forward_input(adapter.keras, model)
     new.compile(optimizer="adam", loss="mse")
     new.fit(x, np.ones((2, 1), "float32"), epochs=2, verbose=0)

@@ -59,7 +59,7 @@ def test_save_and_load_every_format(adapter, tmp_path):
         )
         conv = loaded.get_layer("conv")
         assert type(conv.kernel_constraint) is adapter.SpectralNorm
-        assert conv.kernel_constraint.n_iter == 2
+        assert conv.kernel_constraint.tracking.n_iter == 2
         assert type(loaded.get_layer("pixel_norm")) is adapter.PixelNorm
         wrapper = loaded.get_layer("sn_dense")
         assert type(wrapper) is adapter.SpectralNormalization

@@ -20,7 +20,7 @@ class KernelSlot:
             kernel differently).
         constraint_key: The constructor argument and config key of the
             kernel's constraint.
-        layout: The kernel layout, as in `kerasnorm.ops.spectral.LAYOUTS`.
+        layout: The kernel layout, as in `kerasnorm.ops.layouts.LAYOUTS`.
     """
 
     attributes: tuple[str, ...]

@@ -6,8 +6,9 @@ import tensorflow as tf
 
 from kerasnorm.errors import KerasNormValueError
 from kerasnorm.layers.kernels import kernel_slots
-from kerasnorm.layers.spectral_norm import check_options
-from kerasnorm.ops import spectral
+from kerasnorm.layers.tracking import Tracking
+from kerasnorm.ops import layouts
+from kerasnorm.ops import sigma as sigma_ops
 
 
 class SpectralNormalizationBase:
@@ -18,26 +19,27 @@ class SpectralNormalizationBase:
     (`u` and `v` held constant), so the optimizer steps on the raw kernel `W`
     knowing how sigma will move. The raw kernel is never overwritten.
 
-    Each kernel keeps a right singular vector `v` as a non-trainable weight
-    of the wrapper, converged on the kernel when the wrapper is built and
-    saved with the model. A call with `training=True` runs `n_iter` power
-    iterations and updates `v`; any other call uses `v` as it is, so
-    inference is deterministic and changes no variable.
+    Each kernel's top singular vectors are a non-trainable weight of the
+    wrapper, computed exactly when the wrapper is built and saved with the
+    model. A call with `training=True` updates them with a few iterations of
+    block Lanczos (as `SpectralNorm` does; see `kerasnorm.ops.sigma`); any
+    other call uses them as they are, so inference is deterministic and
+    changes no variable.
 
     Kernels of Dense, Conv1D/2D/3D, Conv1D/2D/3DTranspose, DepthwiseConv1D/2D,
     SeparableConv1D/2D (both kernels) and Embedding are supported, each in
-    its own layout (see `kerasnorm.ops.spectral`).
+    its own layout (see `kerasnorm.ops.layouts`).
 
     Args:
         layer: The layer to wrap.
-        n_iter: Power iterations per training call. Defaults to `1`.
-        tol: If set, iterate until the relative change of sigma falls below
-            `tol` (at most `max_iter` iterations) instead of `n_iter` times.
-            Defaults to `None`.
-        max_iter: Upper bound on the iterations when `tol` is set.
-            Defaults to `100`.
-        eps: Floor on vector norms and on sigma; a zero kernel stays zero.
-            Defaults to `1e-12`.
+        n_iter: Iterations per training call, at least. Defaults to `1`.
+        tol: Stop iterating once the top singular pair's residual is at most
+            `tol * sigma`; None runs exactly `n_iter` iterations.
+            Defaults to `3e-3`.
+        max_iter: Iterations per training call at most. Defaults to `6`.
+        block_size: Singular vectors tracked per kernel. Defaults to `2`.
+        eps: A spectral norm at or below this counts as zero, and a zero
+            kernel stays zero. Defaults to `1e-12`.
         **kwargs: Base layer keyword arguments, such as `name`.
 
     Example:
@@ -59,13 +61,13 @@ class SpectralNormalizationBase:
         self,
         layer,
         n_iter: int = 1,
-        tol: float | None = None,
-        max_iter: int = 100,
+        tol: float | None = 3e-3,
+        max_iter: int = 6,
+        block_size: int = 2,
         eps: float = 1e-12,
         **kwargs,
     ):
         super().__init__(layer, **kwargs)
-        check_options(n_iter, tol, max_iter, eps)
         if not kernel_slots(layer, self._adapter.layers):
             raise KerasNormValueError(
                 f"{type(self).__name__} cannot wrap layer {layer.name!r} of type "
@@ -73,10 +75,7 @@ class SpectralNormalizationBase:
                 "Supported: Dense, Conv1D/2D/3D and their Transpose, "
                 "DepthwiseConv1D/2D, SeparableConv1D/2D, Embedding."
             )
-        self.n_iter = n_iter
-        self.tol = None if tol is None else float(tol)
-        self.max_iter = max_iter
-        self.eps = float(eps)
+        self.tracking = Tracking(n_iter, tol, max_iter, block_size, eps)
 
     def build(self, input_shape=None):
         super().build(input_shape)
@@ -85,26 +84,26 @@ class SpectralNormalizationBase:
             variable = slot.variable(self.layer)
             state = self._adapter.add_state_weight(
                 self,
-                name=f"{slot.attributes[0]}_v",
-                value=self._converged_vector(variable, slot.layout),
+                name=f"{slot.attributes[0]}_vectors",
+                value=self._exact_state(variable, slot.layout),
             )
             self._kernels.append((variable, slot.layout, state))
         self.built = True
 
     def warm_start(self) -> None:
-        """Converges the tracked vectors on the current kernels.
+        """Recomputes the tracked singular vectors of the current kernels.
 
         The wrapper does this when it is built. Call it again after setting
         the wrapped layer's kernels by hand (e.g. `set_weights` on the
         inner layer), so the next call is accurate at once.
         """
         for variable, layout, state in self._kernels:
-            state.assign(self._converged_vector(variable, layout))
+            state.assign(self._exact_state(variable, layout))
 
-    def _converged_vector(self, variable, layout: str) -> tf.Tensor:
+    def _exact_state(self, variable, layout: str) -> tf.Tensor:
         with tf.init_scope():
             kernel = tf.cast(self._adapter.read_master(variable), tf.float32)
-            return spectral.warm_start(spectral.kernel_matrix(kernel, layout), self.eps)
+            return self.tracking.warm_start(layouts.kernel_matrix(kernel, layout))
 
     def call(self, inputs, training=None):
         if isinstance(training, (tf.Tensor, tf.Variable)):
@@ -162,33 +161,25 @@ class SpectralNormalizationBase:
     def _normalized_kernels(self, training: bool) -> list[tf.Tensor]:
         """Each kernel as `W / sigma(W)`, differentiable in W with u, v fixed.
 
-        With `training`, the tracked vectors first take `n_iter` power
-        iterations and are saved; otherwise they are used as they are.
+        With `training`, the tracked vectors are first updated and saved;
+        otherwise they are used as they are.
         """
+        eps = self.tracking.eps
         kernels = []
         for variable, layout, state in self._kernels:
             kernel = tf.cast(self._adapter.read_master(variable), tf.float32)
-            matrix = spectral.kernel_matrix(kernel, layout)
-            v = tf.convert_to_tensor(state)
+            matrix = layouts.kernel_matrix(kernel, layout)
             if training:
-                u, v, _ = spectral.track(
-                    matrix, v, self.n_iter, self.tol, self.max_iter, self.eps
-                )
-                state.assign(v)
+                estimate = self.tracking.step(matrix, tf.convert_to_tensor(state))
+                state.assign(estimate.state)
+                u, v = estimate.u, estimate.v
             else:
-                u = spectral.left_vector(matrix, v, self.eps)
-            sigma = spectral.sigma_of(matrix, tf.stop_gradient(u), tf.stop_gradient(v))
-            scaled = tf.where(
-                sigma > self.eps, kernel / tf.maximum(sigma, self.eps), kernel
-            )
+                v = tf.convert_to_tensor(state)[0]
+                u, _ = sigma_ops.right_estimate(matrix, v, eps)
+            sigma = sigma_ops.sigma_of(matrix, tf.stop_gradient(u), tf.stop_gradient(v))
+            scaled = tf.where(sigma > eps, kernel / tf.maximum(sigma, eps), kernel)
             kernels.append(tf.cast(scaled, variable.dtype))
         return kernels
 
     def get_config(self):
-        config = {
-            "n_iter": self.n_iter,
-            "tol": self.tol,
-            "max_iter": self.max_iter,
-            "eps": self.eps,
-        }
-        return {**super().get_config(), **config}
+        return {**super().get_config(), **self.tracking.get_config()}

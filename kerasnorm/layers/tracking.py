@@ -1,0 +1,91 @@
+"""How SpectralNorm and SpectralNormalization follow sigma: shared options and steps."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+
+from kerasnorm.errors import KerasNormTypeError, KerasNormValueError
+from kerasnorm.ops import sigma as sigma_ops
+
+
+def check_int(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise KerasNormTypeError(f"`{name}` must be an int. Received: {name}={value!r}")
+    if value < minimum:
+        raise KerasNormValueError(
+            f"`{name}` must be at least {minimum}. Received: {name}={value}"
+        )
+    return value
+
+
+def check_positive(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise KerasNormTypeError(
+            f"`{name}` must be a number. Received: {name}={value!r}"
+        )
+    if not value > 0:
+        raise KerasNormValueError(
+            f"`{name}` must be positive. Received: {name}={value!r}"
+        )
+    return float(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Tracking:
+    """The iteration that follows a kernel's sigma from step to step.
+
+    Block Golub-Kahan-Lanczos from the previous top singular vectors (see
+    `kerasnorm.ops.sigma`). Each iteration reads the kernel twice, as one
+    power iteration does. The defaults were chosen by measuring a DCGAN-64
+    discriminator trained with Adam: at most 1.9e-3 relative error in sigma
+    over its first 100 steps, 5e-6 median, about two iterations per step
+    (one power iteration per step, for comparison, erred by up to 0.8).
+
+    Attributes:
+        n_iter: Iterations per step, at least (exactly, if `tol` is None).
+        tol: Stop once the residual of the top singular pair is at most
+            `tol * sigma`; None for exactly `n_iter` iterations. Smaller is
+            more accurate: `1e-3` held the error below 4e-4, `1e-4` below
+            4e-5, in the measurements above.
+        max_iter: Iterations per step at most, when `tol` is set.
+        block_size: Singular vectors kept between steps. Two catch a
+            direction that is about to overtake the top one.
+        eps: sigma at or below this counts as zero: a zero kernel stays zero.
+    """
+
+    n_iter: int = 1
+    tol: float | None = 3e-3
+    max_iter: int = 6
+    block_size: int = 2
+    eps: float = 1e-12
+
+    def __post_init__(self):
+        check_int("n_iter", self.n_iter)
+        check_int("max_iter", self.max_iter)
+        check_int("block_size", self.block_size)
+        check_positive("eps", self.eps)
+        if self.tol is not None:
+            object.__setattr__(self, "tol", check_positive("tol", self.tol))
+            if self.max_iter < self.n_iter:
+                raise KerasNormValueError(
+                    f"`max_iter` ({self.max_iter}) must be at least `n_iter` "
+                    f"({self.n_iter})."
+                )
+
+    def warm_start(self, matrix: tf.Tensor) -> tf.Tensor:
+        """The initial state for `matrix`: its top singular vectors, exactly."""
+        return sigma_ops.warm_start(matrix, self.block_size)
+
+    def step(self, matrix: tf.Tensor, state: tf.Tensor) -> sigma_ops.Estimate:
+        """One step's estimate of sigma and the new state."""
+        return sigma_ops.track(
+            matrix, state, self.n_iter, self.tol, self.max_iter, self.eps
+        )
+
+    def get_config(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+TRACKING_OPTIONS = tuple(field.name for field in dataclasses.fields(Tracking))

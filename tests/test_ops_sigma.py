@@ -1,0 +1,131 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kerasnorm.ops import sigma as ops
+
+
+def _svd(matrix):
+    return np.linalg.svd(np.asarray(matrix, np.float64), full_matrices=False)
+
+
+def _with_singular_values(rows, values, seed=0):
+    rng = np.random.default_rng(seed)
+    left, _ = np.linalg.qr(rng.normal(size=(rows, len(values))))
+    right, _ = np.linalg.qr(rng.normal(size=(len(values), len(values))))
+    return ((left * np.asarray(values)) @ right.T).astype("float32"), right
+
+
+@pytest.mark.parametrize("shape", [(64, 32), (20, 50), (576, 64), (7, 1), (1, 9)])
+def test_warm_start_is_the_exact_top_singular_block(shape):
+    matrix = np.random.default_rng(1).normal(size=shape).astype("float32")
+    state = ops.warm_start(tf.constant(matrix), block=2).numpy()
+    _, _, vt = _svd(matrix)
+    block = ops.block_size(*shape, 2)
+    assert state.shape == (block, shape[1])
+    # Same subspace as the top singular vectors, up to sign.
+    np.testing.assert_allclose(
+        np.abs(np.sum(state * vt[:block], axis=1)), 1.0, atol=1e-5
+    )
+
+
+def test_warm_start_of_a_rank_one_matrix_zeroes_the_second_row():
+    matrix = np.outer(np.arange(1.0, 6.0), np.arange(1.0, 4.0)).astype("float32")
+    state = ops.warm_start(tf.constant(matrix), block=2).numpy()
+    np.testing.assert_allclose(np.linalg.norm(state[0]), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(state[1], 0.0)
+
+
+@pytest.mark.parametrize("shape", [(300, 40), (40, 300), (1000, 64)])
+def test_track_from_a_random_start_converges_to_sigma(shape):
+    matrix = np.random.default_rng(2).normal(size=shape).astype("float32")
+    start = ops.initial_state(shape[1], 2)
+    estimate = ops.track(tf.constant(matrix), start, n_iter=1, tol=1e-5, max_iter=40)
+    sigma = _svd(matrix)[1][0]
+    np.testing.assert_allclose(float(estimate.sigma), sigma, rtol=1e-5)
+    u, v = estimate.u.numpy(), estimate.v.numpy()
+    np.testing.assert_allclose([np.linalg.norm(u), np.linalg.norm(v)], 1.0, rtol=1e-5)
+    np.testing.assert_allclose(u @ matrix @ v, float(estimate.sigma), rtol=1e-5)
+    state = estimate.state.numpy()
+    np.testing.assert_allclose(state @ state.T, np.eye(2), atol=1e-5)
+
+
+def test_fixed_mode_runs_exactly_n_iter_and_adaptive_mode_stops_early():
+    matrix, _ = _with_singular_values(50, [5.0, 1.0, 0.5, 0.1])
+    state = ops.warm_start(tf.constant(matrix))
+    assert (
+        int(ops.track(tf.constant(matrix), state, n_iter=3, tol=None).iterations) == 3
+    )
+    easy = ops.track(tf.constant(matrix), state, n_iter=1, tol=1e-3, max_iter=6)
+    assert int(easy.iterations) == 1
+    rng = np.random.default_rng(3)
+    hard = rng.normal(size=(2000, 300)).astype("float32")
+    state = ops.initial_state(300, 2)
+    assert (
+        int(ops.track(tf.constant(hard), state, 1, tol=1e-6, max_iter=6).iterations)
+        == 6
+    )
+
+
+def test_a_small_matrix_is_exact_once_the_krylov_space_is_full():
+    matrix = np.random.default_rng(4).normal(size=(8, 6)).astype("float32")
+    estimate = ops.track(
+        tf.constant(matrix), ops.initial_state(6, 2), n_iter=3, tol=None
+    )
+    np.testing.assert_allclose(float(estimate.sigma), _svd(matrix)[1][0], rtol=1e-5)
+
+
+def test_block_tracking_catches_a_direction_that_overtakes():
+    # sigma_2 grows past sigma_1 in one step: the tracked top vector is now
+    # the second one. One vector and one iteration (SNGAN) stays on the old
+    # direction; the tracked block already holds the new one.
+    before, right = _with_singular_values(200, [1.0, 0.99, 0.5, 0.4, 0.3, 0.2])
+    after = before @ right @ np.diag([1.0, 1.03, 1, 1, 1, 1]) @ right.T
+    after = after.astype("float32")
+    true = _svd(after)[1][0]
+    state = ops.warm_start(tf.constant(before))
+    block = ops.track(tf.constant(after), state, n_iter=1, tol=None)
+    single = ops.track(tf.constant(after), state[:1], n_iter=1, tol=None)
+    assert abs(float(block.sigma) / true - 1) < 1e-5
+    assert abs(float(single.sigma) / true - 1) > 1e-3
+
+
+def test_zero_matrix_and_zero_state():
+    zero = ops.track(tf.zeros((6, 4)), ops.initial_state(4, 2), n_iter=2, tol=1e-3)
+    assert float(zero.sigma) == 0.0
+    assert np.all(np.isfinite(zero.u.numpy())) and np.all(
+        np.isfinite(zero.state.numpy())
+    )
+    np.testing.assert_array_equal(zero.state.numpy(), 0.0)
+    matrix = np.random.default_rng(5).normal(size=(6, 4)).astype("float32")
+    revived = ops.track(tf.constant(matrix), zero.state, n_iter=3, tol=None)
+    np.testing.assert_allclose(float(revived.sigma), _svd(matrix)[1][0], rtol=1e-5)
+
+
+def test_right_estimate_is_at_least_the_tracked_sigma():
+    matrix = np.random.default_rng(6).normal(size=(100, 30)).astype("float32")
+    estimate = ops.track(tf.constant(matrix), ops.initial_state(30, 2), 1, None)
+    u, sigma = ops.right_estimate(tf.constant(matrix), estimate.v)
+    assert float(sigma) >= float(estimate.sigma) * (1 - 1e-6)
+    np.testing.assert_allclose(np.linalg.norm(u.numpy()), 1.0, rtol=1e-6)
+
+
+def test_sigma_gradient_is_the_outer_product_of_u_and_v():
+    matrix = tf.constant(np.random.default_rng(7).normal(size=(6, 4)))
+    start = ops.initial_state(4, 2, tf.float64)
+    estimate = ops.track(matrix, start, n_iter=4, tol=None)
+    u, v = tf.stop_gradient(estimate.u), tf.stop_gradient(estimate.v)
+    with tf.GradientTape() as tape:
+        tape.watch(matrix)
+        value = ops.sigma_of(matrix, u, v)
+    np.testing.assert_allclose(
+        tape.gradient(value, matrix).numpy(), np.outer(u, v), rtol=1e-12
+    )
+    np.testing.assert_allclose(float(value), _svd(matrix.numpy())[1][0], rtol=1e-10)
+
+
+def test_track_runs_inside_tf_function():
+    matrix = np.random.default_rng(8).normal(size=(64, 16)).astype("float32")
+    traced = tf.function(lambda m, s: ops.track(m, s, 1, 3e-3, 6))
+    estimate = traced(tf.constant(matrix), ops.initial_state(16, 2))
+    np.testing.assert_allclose(float(estimate.sigma), _svd(matrix)[1][0], rtol=1e-3)
