@@ -23,6 +23,7 @@ import tensorflow as tf
 from kerasnorm.actions import ConstrainKernel, WrapSpectral
 from kerasnorm.errors import KerasNormTypeError, KerasNormValueError
 from kerasnorm.ir import ModelIR, Node, Ref, map_refs
+from kerasnorm.layers.kernels import kernel_slots
 from kerasnorm.plan import Plan
 
 
@@ -63,14 +64,23 @@ class _Rewriter:
         model = self._build(self.top)
         for original, clone in self.pairs:
             _copy_weights(original, clone)
-        for _, clone in self.pairs:
-            if isinstance(clone, self.adapter.SpectralNormalization):
-                clone.warm_start()
+            self._prepare_spectral_state(clone)
         return model
 
+    def _prepare_spectral_state(self, clone) -> None:
+        """Computes the tracked singular vectors from the copied kernels."""
+        if isinstance(clone, self.adapter.SpectralNormalization):
+            clone.warm_start()
+            return
+        ours = (self.adapter.SpectralNorm, self.adapter.ConstraintChain)
+        for slot in kernel_slots(clone, self.adapter.layers):
+            constraint = getattr(clone, slot.constraint_key, None)
+            if isinstance(constraint, ours):
+                constraint.build(slot.variable(clone))
+
     def _build(self, ir: ModelIR):
-        if id(ir) in self.models:
-            return self.models[id(ir)]
+        if id(ir.model) in self.models:
+            return self.models[id(ir.model)]
         ir = self._with_insertions(ir)
         if ir.sequential:
             (input_ref,) = tf.nest.flatten(ir.inputs)

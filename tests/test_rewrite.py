@@ -251,3 +251,36 @@ def test_mixed_precision_policies_are_kept(adapter):
         counterpart = new.get_layer(layer.name)
         inner = getattr(counterpart, "layer", counterpart)
         assert inner.dtype_policy.name == layer.dtype_policy.name
+
+
+def test_constraint_states_are_ready_before_the_first_step(adapter):
+    model = zoo.with_constraints(adapter.keras)
+    new = kerasnorm.apply_normalization(model, "sngan")
+    chain = new.get_layer("conv").kernel_constraint
+    spectral = chain.constraints[1]
+    kernel = new.get_layer("conv").kernel
+    ((variable, state),) = spectral._states.values()
+    assert variable is kernel
+    matrix = np.asarray(kernel).reshape(-1, kernel.shape[-1])
+    top = np.linalg.svd(matrix)[2][0]
+    np.testing.assert_allclose(abs(np.dot(np.asarray(state)[0], top)), 1.0, atol=1e-5)
+
+
+def test_a_nested_model_called_twice_stays_one_model(adapter):
+    keras = adapter.keras
+    _, discriminator, _ = zoo.gan(keras)
+    real = keras.Input(zoo.IMAGE_SHAPE, name="real")
+    fake = keras.Input(zoo.IMAGE_SHAPE, name="fake")
+    both = keras.Model(
+        [real, fake], [discriminator(real), discriminator(fake)], name="critic_pair"
+    )
+    new = kerasnorm.apply_normalization(both, "sngan", role="discriminator")
+    graph = kerasnorm.to_graph(new)
+    calls = [n for n, d in graph.nodes(data=True) if d["layer_name"] == "d_conv_1"]
+    assert calls == ["discriminator/d_conv_1", "discriminator#1/d_conv_1"]
+    assert graph.nodes[calls[0]]["op"] is graph.nodes[calls[1]]["op"]
+    nested = [layer for layer in new.layers if layer.name == "discriminator"]
+    assert len(nested) == 1
+    x = np.random.default_rng(0).normal(size=(2, *zoo.IMAGE_SHAPE)).astype("float32")
+    for got, want in zip(_outputs(new, [x, x]), _outputs(both, [x, x]), strict=True):
+        np.testing.assert_array_equal(got, want)

@@ -43,6 +43,12 @@ class ConstraintChainBase:
             value = project(value, variable) if project else constraint(value)
         return value
 
+    def build(self, variable) -> None:
+        """Builds the state of the members that keep one (`SpectralNorm.build`)."""
+        for constraint in self.constraints:
+            if hasattr(constraint, "project"):
+                constraint.build(variable)
+
     def get_config(self):
         serialize = self._adapter.keras.constraints.serialize
         return {"constraints": [serialize(c) for c in self.constraints]}

@@ -107,7 +107,7 @@ class SpectralNormBase:
             # A plain tensor has nowhere to keep a state: solve it afresh.
             state = self.tracking.warm_start(matrix)
         else:
-            state = self._state_for(variable, matrix.dtype)
+            state = self.build(variable)
         estimate = self.tracking.step(matrix, tf.convert_to_tensor(state))
         if variable is not None:
             state.assign(estimate.state)
@@ -120,14 +120,25 @@ class SpectralNormBase:
         # A zero kernel has sigma_max 0: leave it as it is.
         return tf.where(sigma_max > self.tracking.eps, scale, tf.ones_like(scale))
 
-    def _state_for(self, variable, dtype) -> tf.Variable:
+    def build(self, variable) -> tf.Variable:
+        """Creates the state for the kernel `variable`, if it has none yet.
+
+        The state (the kernel's top singular vectors, computed exactly) is
+        otherwise created the first time the constraint is applied, which
+        happens inside the optimizer's traced train step, lifted out of it.
+        Building it beforehand, as `apply_normalization` does, creates it
+        under the distribution strategy in scope at that time.
+
+        Returns:
+            The state variable.
+        """
         entry = self._states.get(id(variable))
         if entry is not None:
             return entry[1]
-        # The optimizer calls constraints inside its traced train step;
-        # the state must be created, and warm-started, outside of it.
         with tf.init_scope():
-            current = tf.cast(tf.convert_to_tensor(variable), dtype)
+            current = tf.convert_to_tensor(variable)
+            if current.dtype in _HALF_DTYPES:
+                current = tf.cast(current, tf.float32)
             start = self.tracking.warm_start(
                 layouts.kernel_matrix(current, self.layout)
             )
