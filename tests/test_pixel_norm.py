@@ -13,7 +13,8 @@ def _model(adapter, shape, **kwargs):
 
 
 @pytest.mark.parametrize(
-    "shape, axis", [((16,), -1), ((5, 5, 8), -1), ((8, 5, 5), 1), ((3, 4, 5, 6), -1)]
+    "shape, axis",
+    [((16,), -1), ((7, 8), -1), ((5, 5, 8), -1), ((8, 5, 5), 1), ((3, 4, 5, 6), -1)],
 )
 def test_layer_in_a_model_matches_numpy(adapter, shape, axis):
     model = _model(adapter, shape, axis=axis)
