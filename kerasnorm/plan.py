@@ -11,11 +11,14 @@ claims are listed as skipped, with the reason.
 from __future__ import annotations
 
 import dataclasses
+import os
+import pathlib
 from collections import Counter
 from collections.abc import Sequence
 
 import networkx as nx
 
+from kerasnorm import plotting
 from kerasnorm.actions import Action, SpectralNormalize
 from kerasnorm.errors import KerasNormTypeError, KerasNormValueError
 from kerasnorm.graph import to_graph
@@ -105,6 +108,36 @@ class Plan:
 
     def __repr__(self) -> str:
         return f"<Plan {self.model.name!r}: {len(self.changes)} changes>"
+
+    def plot(self, path: str | os.PathLike) -> pathlib.Path:
+        """Draws the model's graph with the plan's changes highlighted.
+
+        One box per layer call, in rows by topological order: layers the
+        plan changes in orange, layers it inserts in green, where the
+        rewrite puts them. See `kerasnorm.plotting.plot_plan`.
+
+        Args:
+            path: Where to write: an `.svg` file, or a `.png` file if
+                matplotlib is installed.
+
+        Returns:
+            `path`, as a `pathlib.Path`.
+
+        Raises:
+            KerasNormValueError: If `path` ends neither in `.svg` nor `.png`.
+            MissingDependencyError: For `.png` when matplotlib is not
+                installed.
+
+        Example:
+
+        >>> import tempfile
+        >>> from kerasnorm.demo import build_generator
+        >>> plan = kerasnorm.plan(build_generator(keras), policy="progan")
+        >>> path = plan.plot(tempfile.mkdtemp() + "/generator.svg")
+        >>> path.read_text().count("insert PixelNorm")
+        4
+        """
+        return plotting.plot_plan(self, path)
 
 
 def plan(
