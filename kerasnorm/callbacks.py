@@ -1,0 +1,229 @@
+"""`SpectralNormMonitor`: the exact sigma of every normalized kernel, as training goes.
+
+Spectral normalization only estimates sigma from step to step; the monitor
+checks it with an SVD. `normalized_sigmas(model)` gives the numbers; the
+callback logs them during `fit`, into the logs (hence `History`) and, given
+a `log_dir`, to TensorBoard.
+
+A Keras callback must subclass its own Keras's `Callback`, so there is one
+monitor class per Keras, alike but for that base class:
+`SpectralNormMonitor` is the one of the Keras that `tf.keras` is (Keras 3
+unless `TF_USE_LEGACY_KERAS=1`, as for `kerasnorm.PixelNorm`), and
+`SpectralNormMonitor.for_model(model)` makes one for whichever Keras
+`model` is from.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from kerasnorm.actions import _is_spectral
+from kerasnorm.adapters import ADAPTERS, active_adapter, adapter_for
+from kerasnorm.errors import KerasNormTypeError
+from kerasnorm.layers.kernels import kernel_slots
+from kerasnorm.layers.tracking import check_int
+from kerasnorm.ops import layouts
+
+# What `tf.summary.scalar` attaches to a scalar so that TensorBoard plots it;
+# written by hand, as `tf.summary.scalar` needs the tensorboard package.
+_SCALAR = tf.compat.v1.SummaryMetadata(
+    plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="scalars"),
+    data_class="DATA_CLASS_SCALAR",
+).SerializeToString()
+
+
+def normalized_sigmas(model) -> dict[str, float]:
+    """The largest singular value of every spectrally normalized kernel, by SVD.
+
+    A kernel counts when its layer has a `SpectralNorm` constraint on it
+    (alone or in a `ConstraintChain`), or is wrapped in
+    `SpectralNormalization`. Sigma is taken of the kernel's matrix view
+    (`kerasnorm.ops.layouts.kernel_matrix`, in the layer's layout), in
+    float64. For a wrapped layer it is the sigma of the kernel the wrapper
+    computes with at inference, `W / sigma_estimate(W)`, so it is close to
+    1 whatever the raw kernel's is. Layers that are not built are left out.
+
+    Args:
+        model: A Keras 3 or tf-keras model (or layer holding layers).
+
+    Returns:
+        Sigma by layer path: the layer's name, after the names of the nested
+        models holding it (`"discriminator/conv1"`), and, for layers with
+        two kernels (separable convolutions), the kernel's attribute
+        (`"sep/depthwise_kernel"`).
+
+    Example:
+
+    >>> from kerasnorm.demo import build_discriminator
+    >>> d = kerasnorm.apply_normalization(build_discriminator(keras), "sngan")
+    >>> sorted(normalized_sigmas(d))
+    ['conv1', 'conv2', 'score']
+    """
+    adapter = adapter_for(model)
+    sigmas = {}
+    for path, layer in _layers(model, adapter, prefix="", seen=set()):
+        wrapped = isinstance(layer, adapter.SpectralNormalization)
+        inner = layer.layer if wrapped else layer
+        slots = kernel_slots(inner, adapter.layers)
+        if not slots or not layer.built:
+            continue
+        if wrapped:
+            # The kernels the wrapper computes with at inference, per slot.
+            effective = layer._normalized_kernels(training=False)
+            kernels = dict(zip(slots, effective, strict=True))
+        else:
+            kernels = {
+                slot: adapter.read_master(slot.variable(layer))
+                for slot in slots
+                if _is_spectral(getattr(layer, slot.constraint_key, None), adapter)
+            }
+        for slot, kernel in kernels.items():
+            key = path if len(slots) == 1 else f"{path}/{slot.attributes[0]}"
+            sigmas[key] = _sigma(kernel, slot.layout)
+    return sigmas
+
+
+def _layers(model, adapter, prefix: str, seen: set):
+    """`(path, layer)` for every layer under `model`, nested models opened."""
+    for layer in model.layers:
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        path = prefix + layer.name
+        if adapter.is_model(layer):
+            yield from _layers(layer, adapter, path + "/", seen)
+        else:
+            yield path, layer
+
+
+def _sigma(kernel, layout: str) -> float:
+    matrix = layouts.kernel_matrix(tf.cast(kernel, tf.float64), layout)
+    return float(np.linalg.svd(matrix.numpy(), compute_uv=False)[0])
+
+
+class SpectralNormMonitorBase:
+    """Logs the exact sigma of every normalized kernel during training.
+
+    Every `every` training batches (counted across epochs), at the end of
+    the batch, the monitor computes `normalized_sigmas(model)` and adds each
+    value to the batch's logs as `"sigma/<layer path>"`, where the callbacks
+    after it (and a progress bar) see it; with a `log_dir`, it also writes
+    them to TensorBoard as scalars, at the number of batches seen as step.
+    At the end of every epoch it adds the values at that time to the
+    epoch's logs, which is what `History` keeps:
+    `model.fit(...).history["sigma/conv1"]` has one value per epoch.
+
+    With constraints (`mode="constraint"`), the logged sigma is the
+    kernel's after the optimizer step and the constraint, so close to the
+    constraint's `sigma` (1). With `SpectralNormalization` wrappers it is
+    the sigma of the kernel the wrapper computes with, also close to 1;
+    the raw kernel's sigma is free.
+
+    Outside `fit`, drive it as Keras does: `set_model(model)`, then
+    `on_train_batch_end(step, logs)` with a dict that receives the values.
+
+    Args:
+        log_dir: A directory for TensorBoard event files, or None.
+        every: Log every `every` training batches. Each time costs one SVD
+            per normalized kernel. Defaults to `1`.
+
+    Raises:
+        KerasNormTypeError: If `every` is not an int, or (in `set_model`)
+            the model belongs to the other Keras; use `for_model`.
+        KerasNormValueError: If `every` is below 1.
+
+    Example:
+
+    >>> from kerasnorm.demo import build_discriminator
+    >>> d = kerasnorm.apply_normalization(build_discriminator(keras), "sngan")
+    >>> d.compile(optimizer="adam", loss="mse")
+    >>> monitor = SpectralNormMonitor.for_model(d)
+    >>> history = d.fit(
+    ...     np.zeros((8, 16, 16, 3)), np.ones((8, 1)), epochs=2,
+    ...     callbacks=[monitor], verbose=0,
+    ... )
+    >>> [round(sigma, 4) for sigma in history.history["sigma/conv2"]]
+    [1.0, 1.0]
+    """
+
+    def __init__(self, log_dir: str | os.PathLike | None = None, every: int = 1):
+        super().__init__()
+        self.log_dir = None if log_dir is None else os.fspath(log_dir)
+        self.every = check_int("every", every)
+        self._batches_seen = 0
+        self._writer = None
+
+    @classmethod
+    def for_model(
+        cls, model, log_dir: str | os.PathLike | None = None, every: int = 1
+    ) -> SpectralNormMonitorBase:
+        """A monitor whose class subclasses the `Callback` of `model`'s Keras.
+
+        Args:
+            model: The model it will watch, Keras 3 or tf-keras.
+            log_dir: As for the constructor.
+            every: As for the constructor.
+
+        Returns:
+            A new monitor, not yet attached to `model` (`fit` attaches it).
+        """
+        return MONITOR_CLASSES[adapter_for(model).name](log_dir=log_dir, every=every)
+
+    def set_model(self, model) -> None:
+        keras = adapter_for(model).keras
+        if not isinstance(self, keras.callbacks.Callback):
+            raise KerasNormTypeError(
+                f"This {type(self).__name__} is a callback of another Keras than "
+                f"model {model.name!r}, which is a {keras.__name__} model. Create "
+                "it with kerasnorm.callbacks.SpectralNormMonitor.for_model(model)."
+            )
+        super().set_model(model)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self._batches_seen += 1
+        if self._batches_seen % self.every:
+            return
+        sigmas = self._log(logs)
+        if self.log_dir is not None:
+            if self._writer is None:
+                self._writer = tf.summary.create_file_writer(self.log_dir)
+            with self._writer.as_default(step=self._batches_seen):
+                for key, value in sigmas.items():
+                    tf.summary.write(
+                        key, tf.constant(value, tf.float32), metadata=_SCALAR
+                    )
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._log(logs)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def _log(self, logs: dict | None) -> dict[str, float]:
+        """Computes the sigmas and adds them to `logs`, when there are logs."""
+        sigmas = {
+            f"sigma/{path}": value
+            for path, value in normalized_sigmas(self.model).items()
+        }
+        if logs is not None:
+            logs.update(sigmas)
+        return sigmas
+
+
+def _monitor_class(adapter) -> type:
+    """The monitor for one Keras: the shared logic on that Keras's `Callback`."""
+    return type(
+        "SpectralNormMonitor",
+        (SpectralNormMonitorBase, adapter.keras.callbacks.Callback),
+        {"__doc__": SpectralNormMonitorBase.__doc__, "__module__": __name__},
+    )
+
+
+# The monitor class of each Keras, by adapter name ("keras3", "tf_keras").
+MONITOR_CLASSES = {adapter.name: _monitor_class(adapter) for adapter in ADAPTERS}
+SpectralNormMonitor = MONITOR_CLASSES[active_adapter().name]
