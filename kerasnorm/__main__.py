@@ -1,5 +1,5 @@
-"""`python -m kerasnorm`: the demo."""
+"""`python -m kerasnorm`: the `kerasnorm` command; with no arguments, the demo."""
 
-from kerasnorm.demo import main
+from kerasnorm.cli import main
 
-raise SystemExit(main())
+raise SystemExit(main(prog="python -m kerasnorm"))

@@ -1,23 +1,33 @@
 """The demo: normalize a small GAN with kerasnorm and train it on generated data.
 
-Run it with `python -m kerasnorm`. It builds a ProGAN-style generator and a
-DCGAN-style discriminator for 16x16 images, prints the plans of the `progan`
-and `sngan` policies, applies them, and trains the GAN for a few hundred
-steps on images of soft blobs it draws itself (nothing is downloaded). At the
-end it checks, with an SVD, that every discriminator kernel left training
-with spectral norm 1.
+Run it with `kerasnorm demo` (or `python -m kerasnorm`). It builds a
+ProGAN-style generator and a DCGAN-style discriminator for 16x16 images,
+prints the plans of the `progan` and `sngan` policies, applies them, and
+trains the GAN for a few hundred steps on images of soft blobs it draws
+itself (nothing is downloaded), checking the spectral norm of every
+discriminator kernel with an SVD after each step. It writes into its output
+folder:
+
+- `generator.svg`, `discriminator.svg`: each model's graph with the layers
+  the plan changes or inserts highlighted (`Plan.plot`);
+- `sigma.svg`: each normalized kernel's spectral norm over the steps;
+- `samples.png`: 64 generated images.
 """
 
 from __future__ import annotations
 
-import argparse
+import os
+import pathlib
+import sys
 import time
 
 import numpy as np
 import tensorflow as tf
 
 import kerasnorm
+from kerasnorm import plotting
 from kerasnorm.adapters import active_adapter
+from kerasnorm.callbacks import SpectralNormMonitor
 
 LATENT = 32
 IMAGE = 16
@@ -62,17 +72,6 @@ def blob_images(count: int, seed: int = 0) -> np.ndarray:
     return (blob * colour + (1 - blob) * -0.8).astype("float32")
 
 
-def spectral_norms(model) -> dict[str, float]:
-    """The largest singular value of each kernel of `model`, by SVD."""
-    norms = {}
-    for layer in model.layers:
-        kernel = getattr(layer, "kernel", None)
-        if kernel is not None:
-            matrix = np.asarray(kernel).reshape(-1, kernel.shape[-1])
-            norms[layer.name] = float(np.linalg.svd(matrix, compute_uv=False)[0])
-    return norms
-
-
 def train(generator, discriminator, steps: int, batch: int = 32, seed: int = 0):
     """Trains the GAN with the non-saturating loss; yields (step, d_loss, g_loss)."""
     keras = kerasnorm.adapter_for(generator).keras
@@ -104,27 +103,71 @@ def train(generator, discriminator, steps: int, batch: int = 32, seed: int = 0):
         yield index, float(d_loss), float(g_loss)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kerasnorm", description=__doc__)
-    parser.add_argument("--steps", type=int, default=300, help="training steps")
-    args = parser.parse_args(argv)
+def run(
+    steps: int = 300, out: str | os.PathLike = "kerasnorm-demo", seed: int = 0
+) -> dict[str, float]:
+    """Runs the demo (see the module docstring), printing as it goes.
 
+    Args:
+        steps: Training steps.
+        out: The folder to write the pictures into; created if needed.
+        seed: Seeds the data, the weights and the latent vectors.
+
+    Returns:
+        The spectral norm of each discriminator kernel after training.
+    """
     keras = active_adapter().keras
-    tf.random.set_seed(0)
+    out = pathlib.Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tf.random.set_seed(seed)
     generator, discriminator = build_generator(keras), build_discriminator(keras)
-    print(kerasnorm.plan(generator, "progan"), end="\n\n")
-    print(kerasnorm.plan(discriminator, "sngan"), end="\n\n")
+    plans = {
+        "generator": kerasnorm.plan(generator, "progan"),
+        "discriminator": kerasnorm.plan(discriminator, "sngan"),
+    }
+    for name, plan in plans.items():
+        print(plan, end="\n\n")
+        plan.plot(out / f"{name}.svg")
     generator = kerasnorm.apply_normalization(generator, "progan")
     discriminator = kerasnorm.apply_normalization(discriminator, "sngan")
 
+    # A custom training loop drives the monitor as `fit` would.
+    monitor = SpectralNormMonitor.for_model(discriminator)
+    monitor.set_model(discriminator)
+    sigmas: dict[str, list[float]] = {}
+    # A bar redrawn in place on a terminal; in a log file, one line at the end.
+    progress = keras.utils.Progbar(
+        steps,
+        verbose=1 if sys.stdout.isatty() else 2,
+        stateful_metrics=["d_loss", "g_loss"],
+    )
     start = time.perf_counter()
-    for index, d_loss, g_loss in train(generator, discriminator, args.steps):
-        if index % 50 == 0 or index == args.steps:
-            print(f"step {index:4d}  d_loss {d_loss:.3f}  g_loss {g_loss:.3f}")
-    print(f"trained {args.steps} steps in {time.perf_counter() - start:.1f} s")
-    norms = spectral_norms(discriminator)
-    for name, sigma in norms.items():
+    for index, d_loss, g_loss in train(generator, discriminator, steps, seed=seed):
+        logs: dict[str, float] = {}
+        monitor.on_train_batch_end(index - 1, logs)
+        for key, sigma in logs.items():
+            sigmas.setdefault(key.removeprefix("sigma/"), []).append(sigma)
+        progress.update(index, [("d_loss", d_loss), ("g_loss", g_loss)])
+    print(f"trained {steps} steps in {time.perf_counter() - start:.1f} s")
+
+    plotting.plot_lines(
+        out / "sigma.svg",
+        sigmas,
+        title="Spectral norm of each discriminator kernel after each step (SVD)",
+        x_label="training step",
+        y_label="sigma",
+    )
+    latent = tf.random.stateless_normal((64, LATENT), seed=(seed, 1))
+    plotting.save_image_grid(
+        out / "samples.png", generator(latent, training=False), columns=8
+    )
+    final = {name: values[-1] for name, values in sigmas.items()}
+    for name, sigma in final.items():
         print(f"discriminator {name}: spectral norm {sigma:.5f} (target 1)")
-    worst = max(abs(sigma - 1.0) for sigma in norms.values())
+    worst = max(abs(sigma - 1.0) for sigma in final.values())
     print(f"largest deviation from 1: {worst:.1e}")
-    return 0
+    print(
+        f"wrote {', '.join(sorted(path.name for path in out.iterdir()))} "
+        f"into {out}{os.sep}"
+    )
+    return final

@@ -1,0 +1,289 @@
+"""The `kerasnorm` command: show a plan, rewrite a saved model, run the demo.
+
+    kerasnorm plan MODEL_FILE --policy P [--role R] [--mode M]
+    kerasnorm apply IN_FILE OUT_FILE --policy P [--role R] [--mode M]
+    kerasnorm demo [--steps N] [--out DIR] [--seed S]
+
+`python -m kerasnorm` is the same command. With no arguments, both run the
+demo. A bad argument, or a file that is not a Keras model, ends the command
+with one line on stderr and exit status 2; an input file is never
+overwritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+import warnings
+import zipfile
+from collections.abc import Sequence
+
+import h5py
+
+import kerasnorm
+from kerasnorm import demo
+from kerasnorm.adapters import ADAPTERS, Adapter
+from kerasnorm.errors import KerasNormError, KerasNormValueError
+from kerasnorm.policies import registered_policies
+from kerasnorm.roles import ROLES
+
+# The adapter name of the Keras that writes each major `keras_version`.
+_ADAPTER_BY_MAJOR_VERSION = {"3": "keras3", "2": "tf_keras"}
+MODEL_SUFFIXES = (".keras", ".h5")
+_FILE_HELP = "a model saved by Keras 3 or tf-keras (.keras or .h5)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that reports a bad argument in one line."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "kerasnorm") -> int:
+    """Runs the `kerasnorm` command.
+
+    Args:
+        argv: The arguments, without the program name; defaults to
+            `sys.argv[1:]`. No arguments at all run the demo.
+        prog: The program name shown in help and errors.
+
+    Returns:
+        The exit status: 0, or 2 after a one-line error on stderr for a bad
+        argument, a file that is not a Keras model, or an error kerasnorm
+        raises (such as a role it cannot decide).
+
+    Example:
+
+    >>> main(["plan", "missing.keras", "--policy", "sngan"])
+    2
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(prog)
+    args = parser.parse_args(argv or ["demo"])
+    try:
+        args.command(args)
+    except KerasNormError as error:
+        # kerasnorm's messages say what to do in a sentence or two; keep
+        # them on one line.
+        where = f"{prog} {args.command.__name__.lstrip('_')}"
+        message = " ".join(str(error).split())
+        print(f"{where}: error: {message} (see '{where} --help')", file=sys.stderr)
+        return 2
+    return 0
+
+
+def build_parser(prog: str = "kerasnorm") -> argparse.ArgumentParser:
+    """The argument parser of the `kerasnorm` command and its subcommands."""
+    parser = _Parser(
+        prog=prog,
+        description="Rewrite Keras models with the normalizations GAN papers "
+        "prescribe. With no arguments, runs the demo.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {kerasnorm.__version__}"
+    )
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    plan = commands.add_parser(
+        "plan",
+        help="print what a policy would change in a saved model",
+        description="Print the plan of a policy for a saved model: every "
+        "change, the rule that makes it, and what is skipped. Nothing is "
+        "written.",
+    )
+    plan.add_argument("model_file", metavar="MODEL_FILE", help=_FILE_HELP)
+    _add_policy_arguments(plan)
+    plan.set_defaults(command=_plan)
+
+    apply = commands.add_parser(
+        "apply",
+        help="rewrite a saved model and save the result",
+        description="Normalize a saved model as a policy prescribes and save "
+        "the new model. The input file is never overwritten.",
+    )
+    apply.add_argument("in_file", metavar="IN_FILE", help=_FILE_HELP)
+    apply.add_argument(
+        "out_file",
+        metavar="OUT_FILE",
+        help="where to save the new model: a .keras file, or .h5 for a tf-keras "
+        "model; must not be IN_FILE",
+    )
+    _add_policy_arguments(apply)
+    apply.set_defaults(command=_apply)
+
+    demo_parser = commands.add_parser(
+        "demo",
+        help="normalize and train a small GAN, and draw what happened",
+        description=demo.__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo_parser.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=300,
+        help="training steps (default: %(default)s)",
+    )
+    demo_parser.add_argument(
+        "--out",
+        default="kerasnorm-demo",
+        help="the folder to write the pictures into (default: %(default)s)",
+    )
+    demo_parser.add_argument(
+        "--seed", type=int, default=0, help="random seed (default: %(default)s)"
+    )
+    demo_parser.set_defaults(command=_demo)
+    return parser
+
+
+def _add_policy_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--policy",
+        action="append",
+        required=True,
+        choices=registered_policies(),
+        help="the policy to apply; repeat to apply several in order",
+    )
+    parser.add_argument(
+        "--role",
+        default="auto",
+        choices=("auto", *ROLES),
+        help="decide each part's role from its name and structure (auto, the "
+        "default), or treat the whole model as a generator or a discriminator",
+    )
+    parser.add_argument(
+        "--mode",
+        default="constraint",
+        choices=("constraint", "reparam"),
+        help="SpectralNorm kernel constraints (the default) or "
+        "SpectralNormalization wrappers",
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _plan(args: argparse.Namespace) -> None:
+    model = load_model(args.model_file)
+    print(kerasnorm.plan(model, args.policy, role=args.role, mode=args.mode))
+
+
+def _apply(args: argparse.Namespace) -> None:
+    source, target = pathlib.Path(args.in_file), pathlib.Path(args.out_file)
+    if target.suffix.lower() not in MODEL_SUFFIXES:
+        raise KerasNormValueError(
+            f"Cannot save to {str(target)!r}: OUT_FILE must end in .keras (or "
+            ".h5 for a tf-keras model)."
+        )
+    if _same_file(source, target):
+        raise KerasNormValueError(
+            f"Refusing to overwrite the input file {str(source)!r}: give "
+            "another OUT_FILE."
+        )
+    if not target.parent.is_dir():
+        raise KerasNormValueError(
+            f"Cannot save to {str(target)!r}: folder {str(target.parent)!r} does "
+            "not exist."
+        )
+    model = load_model(source)
+    adapter = kerasnorm.adapter_for(model)
+    if target.suffix.lower() == ".h5" and adapter.name != "tf_keras":
+        raise KerasNormValueError(
+            f"{str(source)!r} holds a Keras 3 model, which saves to .keras "
+            "files only: name OUT_FILE '*.keras'."
+        )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        new_model = kerasnorm.apply_normalization(
+            model, args.policy, role=args.role, mode=args.mode, verbose=True
+        )
+    for warning in caught:
+        print(f"note: {warning.message}", file=sys.stderr)
+    new_model.save(target)
+    print(f"saved {target}")
+
+
+def _demo(args: argparse.Namespace) -> None:
+    demo.run(steps=args.steps, out=args.out, seed=args.seed)
+
+
+def _same_file(first: pathlib.Path, second: pathlib.Path) -> bool:
+    if first.resolve() == second.resolve():
+        return True
+    return first.exists() and second.exists() and first.samefile(second)
+
+
+def load_model(path: str | os.PathLike):
+    """Loads a model file with the Keras that saved it.
+
+    A `.keras` file records the version of the Keras that wrote it in its
+    `metadata.json`, an `.h5` file in its `keras_version` attribute: 3.x
+    files are loaded with Keras 3 (`keras.saving.load_model`), 2.x files
+    with tf-keras (`tf_keras.models.load_model`). A file that records no
+    version is tried with Keras 3, then tf-keras.
+
+    Args:
+        path: A `.keras` or `.h5` file.
+
+    Returns:
+        The model, compiled if it was saved compiled.
+
+    Raises:
+        KerasNormValueError: If the file does not exist, or is not a model
+            file either Keras can load.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise KerasNormValueError(f"No such file: {str(path)!r}.")
+    suffix = path.suffix.lower()
+    if suffix not in MODEL_SUFFIXES:
+        raise KerasNormValueError(
+            f"{str(path)!r} is not a Keras model file: expected a .keras or .h5 file."
+        )
+    try:
+        version = _saved_keras_version(path, suffix)
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError) as error:
+        raise KerasNormValueError(
+            f"{str(path)!r} is not a Keras model file ({error})."
+        ) from error
+    name = _ADAPTER_BY_MAJOR_VERSION.get(version.split(".")[0])
+    candidates = [adapter for adapter in ADAPTERS if name in (None, adapter.name)]
+    failures = []
+    for candidate in candidates:
+        try:
+            return _load_with(candidate, path)
+        except Exception as error:
+            first_line = str(error).strip().splitlines()[0] if str(error) else ""
+            failures.append(f"{candidate.name}: {type(error).__name__} {first_line}")
+    raise KerasNormValueError(
+        f"Cannot load {str(path)!r} as a Keras model ({'; '.join(failures)})."
+    )
+
+
+def _saved_keras_version(path: pathlib.Path, suffix: str) -> str:
+    """The version of the Keras that saved `path`, or "" if it says none."""
+    if suffix == ".keras":
+        with zipfile.ZipFile(path) as archive:
+            metadata = json.loads(archive.read("metadata.json"))
+        return str(metadata.get("keras_version", ""))
+    with h5py.File(path, "r") as file:
+        if "model_config" not in file.attrs:
+            raise ValueError("an HDF5 file without a model config")
+        version = file.attrs.get("keras_version", "")
+    return version.decode() if isinstance(version, bytes) else str(version)
+
+
+def _load_with(adapter: Adapter, path: pathlib.Path):
+    if adapter.name == "tf_keras":
+        return adapter.keras.models.load_model(path)
+    return adapter.keras.saving.load_model(path)
