@@ -203,10 +203,11 @@ def layout_plan(plan: Plan) -> GraphLayout:
         wanted = {item: _mean([centres[f] for f in fed_by[item]]) for item in row}
         row.sort(key=wanted.__getitem__)
         widths = [boxes[item].width if item in boxes else _LANE_WIDTH for item in row]
-        for item, x in zip(row, _place_row(row, widths, wanted), strict=True):
+        lefts = _place_row(row, widths, wanted)
+        for item, x, width in zip(row, lefts, widths, strict=True):
             if item in boxes:
                 boxes[item].x, boxes[item].y = x, y
-            centres[item] = x + (boxes[item].width if item in boxes else 0) / 2
+            centres[item] = x + width / 2
         height = max(boxes[item].height for item in row if item in boxes)
         row_spans.append((y, y + height))
         y += height + _ROW_GAP
@@ -389,7 +390,7 @@ def _box_svg(box: Box) -> str:
 
 
 def _write_png(layout: GraphLayout, path: pathlib.Path) -> None:
-    """Draws `layout` with matplotlib, pixel for pixel as the SVG."""
+    """Draws `layout` with matplotlib, as the SVG draws it."""
     try:
         from matplotlib.figure import Figure
         from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
