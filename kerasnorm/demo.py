@@ -119,15 +119,16 @@ def run(
     keras = active_adapter().keras
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    tf.random.set_seed(seed)
+    keras.utils.set_random_seed(seed)
     generator, discriminator = build_generator(keras), build_discriminator(keras)
     plans = {
         "generator": kerasnorm.plan(generator, "progan"),
         "discriminator": kerasnorm.plan(discriminator, "sngan"),
     }
+    written = []
     for name, plan in plans.items():
         print(plan, end="\n\n")
-        plan.plot(out / f"{name}.svg")
+        written.append(plan.plot(out / f"{name}.svg"))
     generator = kerasnorm.apply_normalization(generator, "progan")
     discriminator = kerasnorm.apply_normalization(discriminator, "sngan")
 
@@ -150,7 +151,7 @@ def run(
         progress.update(index, [("d_loss", d_loss), ("g_loss", g_loss)])
     print(f"trained {steps} steps in {time.perf_counter() - start:.1f} s")
 
-    plotting.plot_lines(
+    sigma_chart = plotting.plot_lines(
         out / "sigma.svg",
         sigmas,
         title="Spectral norm of each discriminator kernel after each step (SVD)",
@@ -158,16 +159,14 @@ def run(
         y_label="sigma",
     )
     latent = tf.random.stateless_normal((64, LATENT), seed=(seed, 1))
-    plotting.save_image_grid(
+    samples = plotting.save_image_grid(
         out / "samples.png", generator(latent, training=False), columns=8
     )
+    written += [sigma_chart, samples]
     final = {name: values[-1] for name, values in sigmas.items()}
     for name, sigma in final.items():
         print(f"discriminator {name}: spectral norm {sigma:.5f} (target 1)")
     worst = max(abs(sigma - 1.0) for sigma in final.values())
     print(f"largest deviation from 1: {worst:.1e}")
-    print(
-        f"wrote {', '.join(sorted(path.name for path in out.iterdir()))} "
-        f"into {out}{os.sep}"
-    )
+    print(f"wrote {', '.join(path.name for path in written)} into {out}{os.sep}")
     return final
