@@ -90,33 +90,19 @@ def test_logged_sigmas_are_the_svd_of_each_kernel(adapter, mode):
         )
 
 
-def test_every_counts_batches_across_epochs(adapter):
-    keras = adapter.keras
-    model = kerasnorm.apply_normalization(zoo.sngan_discriminator(keras), "sngan")
-    model.compile(optimizer="adam", loss="mse")
-    seen = []
-    recorder = keras.callbacks.LambdaCallback(
-        on_train_batch_end=lambda batch, logs: seen.append("sigma/conv" in logs)
-    )
-    x, y = _data(count=12)
-    model.fit(
-        x,
-        y,
-        batch_size=4,
-        epochs=2,
-        callbacks=[SpectralNormMonitor.for_model(model, every=2), recorder],
-        verbose=0,
-    )
-    assert seen == [False, True, False, True, False, True]
-
-
-def test_tensorboard_gets_one_scalar_per_layer_and_logged_batch(adapter, tmp_path):
+def test_every_other_batch_to_the_logs_and_tensorboard(adapter, tmp_path):
+    """`every` counts batches across epochs; TensorBoard gets the same values."""
     keras = adapter.keras
     model = kerasnorm.apply_normalization(zoo.sngan_discriminator(keras), "sngan")
     model.compile(optimizer="adam", loss="mse")
     monitor = SpectralNormMonitor.for_model(model, log_dir=tmp_path, every=2)
-    x, y = _data(count=16)
-    model.fit(x, y, batch_size=4, epochs=1, callbacks=[monitor], verbose=0)
+    logged = []
+    recorder = keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: logged.append(logs.get("sigma/conv"))
+    )
+    x, y = _data(count=12)
+    model.fit(x, y, batch_size=4, epochs=2, callbacks=[monitor, recorder], verbose=0)
+    assert [value is not None for value in logged] == [False, True] * 3
     scalars = {}
     for path in glob.glob(str(tmp_path / "events.out.tfevents.*")):
         for event in tf.compat.v1.train.summary_iterator(path):
@@ -126,10 +112,13 @@ def test_tensorboard_gets_one_scalar_per_layer_and_logged_batch(adapter, tmp_pat
                     tf.make_ndarray(value.tensor)
                 )
     assert set(scalars) == set(_kernels(model, adapter))
-    assert all(sorted(steps) == [2, 4] for steps in scalars.values())
+    assert all(sorted(steps) == [2, 4, 6] for steps in scalars.values())
+    np.testing.assert_allclose(
+        [scalars["sigma/conv"][step] for step in (2, 4, 6)], logged[1::2], rtol=1e-6
+    )
     for key, (kernel, layout) in _kernels(model, adapter).items():
         np.testing.assert_allclose(
-            scalars[key][4], top_singular_value(kernel, layout), rtol=1e-5
+            scalars[key][6], top_singular_value(kernel, layout), rtol=1e-5
         )
 
 
