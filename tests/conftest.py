@@ -4,11 +4,28 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np
-import pytest
 import tensorflow as tf
 
-from kerasnorm.adapters import ADAPTERS
+# Two logical CPUs for the tf.distribute tests. Devices can be split only
+# before TensorFlow first uses them, so it happens here, at import.
+tf.config.set_logical_device_configuration(
+    tf.config.list_physical_devices("CPU")[0],
+    [tf.config.LogicalDeviceConfiguration()] * 2,
+)
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from kerasnorm.adapters import ADAPTERS  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def mirrored_strategy():
+    """One MirroredStrategy over the two logical CPUs for the whole session.
+
+    Several strategies in one process collide in their collective keys.
+    """
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 
 
 @pytest.fixture(params=ADAPTERS, ids=lambda adapter: adapter.name)

@@ -1,0 +1,116 @@
+"""Mixed precision and XLA: rewritten models train, finite and normalized."""
+
+import numpy as np
+import pytest
+import zoo
+from helpers import top_singular_value
+
+import kerasnorm
+from kerasnorm.adapters import ADAPTERS
+
+STEPS = 20
+
+
+def _kernels_and_layouts(model, adapter):
+    """(effective kernel, layout) of every normalized layer of `model`."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, adapter.SpectralNormalization):
+            kernels = layer._normalized_kernels(training=False)
+            found += [
+                (np.asarray(k, "float32"), layout)
+                for k, (_, layout, _) in zip(kernels, layer._kernels, strict=True)
+            ]
+        elif isinstance(
+            getattr(layer, "kernel_constraint", None), adapter.SpectralNorm
+        ):
+            found.append((np.asarray(layer.kernel), layer.kernel_constraint.layout))
+    return found
+
+
+def _train(model, adapter, steps=STEPS, jit_compile=False):
+    model.compile(
+        optimizer=adapter.keras.optimizers.Adam(1e-3),
+        loss="mse",
+        jit_compile=jit_compile,
+    )
+    x = np.random.default_rng(0).normal(size=(steps * 4, *model.input_shape[1:]))
+    y = np.random.default_rng(1).normal(size=(steps * 4, *model.output_shape[1:]))
+    history = model.fit(
+        x.astype("float32"), y.astype("float32"), batch_size=4, verbose=0
+    )
+    return history.history["loss"]
+
+
+@pytest.mark.parametrize("mode", ["constraint", "reparam"])
+def test_mixed_float16_global_policy(adapter, mode):
+    adapter.keras.mixed_precision.set_global_policy("mixed_float16")
+    model = kerasnorm.apply_normalization(
+        zoo.dcgan_discriminator(adapter.keras), "sngan", mode=mode
+    )
+    assert model.get_layer("conv_1").compute_dtype == "float16"
+    losses = _train(model, adapter)
+    assert np.all(np.isfinite(losses))
+    assert all(np.all(np.isfinite(np.asarray(w))) for w in model.weights)
+    normalized = _kernels_and_layouts(model, adapter)
+    assert len(normalized) == 3
+    for kernel, layout in normalized:
+        np.testing.assert_allclose(top_singular_value(kernel, layout), 1.0, atol=1e-2)
+    for layer in model.layers:
+        for weight in layer.non_trainable_weights:
+            if "vectors" in weight.name:
+                assert weight.dtype == "float32"
+        constraint = getattr(layer, "kernel_constraint", None)
+        if isinstance(constraint, adapter.SpectralNorm):
+            for _, state in constraint._states.values():
+                assert state.dtype == "float32"
+
+
+def test_per_layer_dtype_policies(adapter):
+    model = zoo.mixed_precision_discriminator(adapter.keras)
+    new = kerasnorm.apply_normalization(model, "sngan")
+    losses = _train(new, adapter)
+    assert np.all(np.isfinite(losses))
+    for kernel, layout in _kernels_and_layouts(new, adapter):
+        np.testing.assert_allclose(top_singular_value(kernel, layout), 1.0, atol=1e-2)
+
+
+def test_mixed_float16_generator_with_pixel_norm(adapter):
+    adapter.keras.mixed_precision.set_global_policy("mixed_float16")
+    model = kerasnorm.apply_normalization(
+        zoo.progan_generator(adapter.keras), ["progan", "sagan"]
+    )
+    norms = [layer for layer in model.layers if isinstance(layer, adapter.PixelNorm)]
+    assert norms and all(layer.compute_dtype == "float16" for layer in norms)
+    assert np.all(np.isfinite(_train(model, adapter)))
+
+
+# XLA compiles each kernel's tracking loop, about 10 s a model: the default
+# run covers each mode on one Keras, `-m slow` the other half.
+JIT_CASES = [
+    ("keras3", "constraint"),
+    ("tf_keras", "reparam"),
+    pytest.param("keras3", "reparam", marks=pytest.mark.slow),
+    pytest.param("tf_keras", "constraint", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("flavour, mode", JIT_CASES)
+def test_jit_compiled_train_steps(flavour, mode):
+    adapter = next(a for a in ADAPTERS if a.name == flavour)
+    # zoo.gan's generator upsamples with Conv2DTranspose: tf-keras's
+    # UpSampling2D has a gradient XLA cannot compile on CPU.
+    generator = kerasnorm.apply_normalization(
+        zoo.gan(adapter.keras)[0], ["progan", "sagan"], mode=mode
+    )
+    assert any(isinstance(layer, adapter.PixelNorm) for layer in generator.layers)
+    discriminator = kerasnorm.apply_normalization(
+        zoo.dcgan_discriminator(adapter.keras), "sngan", mode=mode
+    )
+    for model in (generator, discriminator):
+        losses = _train(model, adapter, steps=3, jit_compile=True)
+        assert np.all(np.isfinite(losses))
+        for kernel, layout in _kernels_and_layouts(model, adapter):
+            np.testing.assert_allclose(
+                top_singular_value(kernel, layout), 1.0, atol=1e-3
+            )
