@@ -85,16 +85,6 @@ def test_apply_saves_the_normalized_model(tmp_path, adapter, suffix):
             np.testing.assert_array_equal(np.asarray(saved), np.asarray(restored))
 
 
-def test_apply_reads_a_tf_keras_keras_file(tmp_path):
-    adapter = ADAPTERS[1]
-    source, target = tmp_path / "g.keras", tmp_path / "g_pn.keras"
-    build_generator(adapter.keras).save(source)
-    result = run("apply", str(source), str(target), "--policy", "progan")
-    assert result.returncode == 0, result.stderr
-    loaded = _load(adapter, target)
-    assert isinstance(loaded.get_layer("act1_pixel_norm"), adapter.PixelNorm)
-
-
 def test_apply_refuses_to_overwrite_its_input(tmp_path):
     path = tmp_path / "d.keras"
     _saved_discriminator(ADAPTERS[0], path)
@@ -104,8 +94,7 @@ def test_apply_refuses_to_overwrite_its_input(tmp_path):
     assert path.read_bytes() == before
 
 
-def test_bad_arguments_and_files_exit_2_with_one_line(tmp_path):
-    assert_one_line_error(run("plan", "x.keras", "--policy", "nope"), "nope")
+def test_a_file_that_is_not_a_model_exits_2_with_one_line(tmp_path):
     (tmp_path / "notes.keras").write_text("not a model")
     assert_one_line_error(
         run("plan", str(tmp_path / "notes.keras"), "--policy", "sngan"),
@@ -174,6 +163,7 @@ def test_help_of_each_command(capsys, command):
     "argv, message",
     [
         (["plan", "m.keras"], "the following arguments are required: --policy"),
+        (["plan", "m.keras", "--policy", "nope"], "invalid choice: 'nope'"),
         (["demo", "--steps", "0"], "expected a positive integer, got '0'"),
         (["demo", "--steps", "many"], "expected a positive integer"),
         (["plan", "m.keras", "--policy", "sngan", "--role", "critic"], "critic"),
@@ -224,6 +214,17 @@ def test_apply_errors(capsys, tmp_path):
         stderr = capsys.readouterr().err
         assert code == 2 and message in stderr, stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == ["d.keras", "link.keras"]
+
+
+def test_apply_reads_a_tf_keras_keras_file(capsys, tmp_path):
+    """A .keras file written by tf-keras is loaded, and saved, by tf-keras."""
+    adapter = ADAPTERS[1]
+    source, target = tmp_path / "g.keras", tmp_path / "g_pn.keras"
+    build_generator(adapter.keras).save(source)
+    assert cli.main(["apply", str(source), str(target), "--policy", "progan"]) == 0
+    assert "4 changes (4 InsertPixelNorm)" in capsys.readouterr().out
+    loaded = _load(adapter, target)
+    assert isinstance(loaded.get_layer("act1_pixel_norm"), adapter.PixelNorm)
 
 
 def test_an_undecidable_role_asks_for_one(capsys, tmp_path):
