@@ -129,3 +129,15 @@ def test_track_runs_inside_tf_function():
     traced = tf.function(lambda m, s: ops.track(m, s, 1, 3e-3, 6))
     estimate = traced(tf.constant(matrix), ops.initial_state(16, 2))
     np.testing.assert_allclose(float(estimate.sigma), _svd(matrix)[1][0], rtol=1e-3)
+
+
+def test_estimate_says_whether_it_converged():
+    rng = np.random.default_rng(9)
+    hard = rng.normal(size=(2000, 300)).astype("float32")
+    estimate = ops.track(tf.constant(hard), ops.initial_state(300, 2), 1, 1e-6, 2)
+    assert not bool(estimate.converged)
+    easy, _ = _with_singular_values(50, [5.0, 1.0, 0.5])
+    estimate = ops.track(
+        tf.constant(easy), ops.warm_start(tf.constant(easy)), 1, 1e-3, 2
+    )
+    assert bool(estimate.converged)

@@ -105,11 +105,10 @@ class SpectralNormBase:
         matrix = layouts.kernel_matrix(work, self.layout)
         if variable is None:
             # A plain tensor has nowhere to keep a state: solve it afresh.
-            state = self.tracking.warm_start(matrix)
+            estimate = self.tracking.solve(matrix)
         else:
             state = self.build(variable)
-        estimate = self.tracking.step(matrix, tf.convert_to_tensor(state))
-        if variable is not None:
+            estimate = self.tracking.step(matrix, tf.convert_to_tensor(state))
             state.assign(estimate.state)
         return tf.cast(work * self._scale(estimate.sigma), kernel.dtype)
 

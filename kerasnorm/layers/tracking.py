@@ -79,9 +79,23 @@ class Tracking:
         return sigma_ops.warm_start(matrix, self.block_size)
 
     def step(self, matrix: tf.Tensor, state: tf.Tensor) -> sigma_ops.Estimate:
-        """One step's estimate of sigma and the new state."""
-        return sigma_ops.track(
+        """One step's estimate of sigma and the new state.
+
+        If `max_iter` iterations do not reach `tol` (the state was stale:
+        weights loaded into the model, a kernel assigned by hand, a jump
+        the iterations cannot follow), sigma is solved afresh, exactly.
+        """
+        estimate = sigma_ops.track(
             matrix, state, self.n_iter, self.tol, self.max_iter, self.eps
+        )
+        if self.tol is None:
+            return estimate
+        return tf.cond(estimate.converged, lambda: estimate, lambda: self.solve(matrix))
+
+    def solve(self, matrix: tf.Tensor) -> sigma_ops.Estimate:
+        """sigma and the state from scratch: exact warm start, one iteration."""
+        return sigma_ops.track(
+            matrix, self.warm_start(matrix), n_iter=1, tol=None, eps=self.eps
         )
 
     def get_config(self) -> dict:

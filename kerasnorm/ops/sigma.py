@@ -56,6 +56,8 @@ class Estimate(NamedTuple):
         v: Unit right Ritz vector, shape (cols,); `u @ M @ v == sigma`.
         state: The new state: top right Ritz vectors as rows, (block, cols).
         iterations: How many iterations ran.
+        converged: Whether the residual reached the tolerance (always True
+            for a fixed number of iterations).
     """
 
     sigma: tf.Tensor
@@ -63,6 +65,7 @@ class Estimate(NamedTuple):
     v: tf.Tensor
     state: tf.Tensor
     iterations: tf.Tensor
+    converged: tf.Tensor
 
 
 def block_size(rows: int, cols: int, block: int) -> int:
@@ -184,7 +187,10 @@ def track(
         tf.constant(0.0, dtype),
         tf.constant(float("inf"), dtype),
     )
-    iterations, _, left, _, images, _, _ = tf.while_loop(cond, body, loop_vars)
+    iterations, _, left, _, images, theta, residual = tf.while_loop(
+        cond, body, loop_vars
+    )
+    converged = tf.constant(True) if tol is None else residual <= tol * theta
 
     values, vectors = tf.linalg.eigh(tf.matmul(images, images, transpose_b=True))
     weights = tf.reverse(vectors[:, -block:], [1])
@@ -198,7 +204,7 @@ def track(
     new_state = tf.where(kept[:, None], new_state, tf.zeros_like(new_state))
     new_state = _orthonormal_rows(new_state, tf.norm(new_state))
     u = tf.linalg.matvec(left, weights[:, 0], transpose_a=True)
-    return Estimate(sigma, u, new_state[0], new_state, iterations)
+    return Estimate(sigma, u, new_state[0], new_state, iterations, converged)
 
 
 def right_estimate(
