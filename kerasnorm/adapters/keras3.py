@@ -53,7 +53,7 @@ class Keras3Adapter(Adapter):
             return tf.convert_to_tensor(variable)
 
     def add_state_weight(self, layer, name, value):
-        return layer.add_weight(
+        weight = layer.add_weight(
             name=name,
             shape=tuple(value.shape),
             initializer=lambda shape, dtype=None: value,
@@ -61,6 +61,10 @@ class Keras3Adapter(Adapter):
             trainable=False,
             autocast=False,
         )
+        # TensorFlow checkpoints follow attributes, not Keras's weight lists:
+        # without one, tf.train.Checkpoint would skip the state.
+        setattr(layer, name, weight)
+        return weight
 
     @contextlib.contextmanager
     def substitute(self, layer, substitutions):
