@@ -18,11 +18,14 @@ adapter, or from the user's factory.
 from __future__ import annotations
 
 import abc
+import inspect
+import re
 from collections.abc import Callable
 from typing import Any
 
 import networkx as nx
 
+from kerasnorm.adapters import ADAPTERS
 from kerasnorm.errors import KerasNormTypeError, KerasNormValueError
 from kerasnorm.layers.tracking import TRACKING_OPTIONS, Tracking
 
@@ -50,11 +53,30 @@ class Action:
         return f"{type(self).__name__}({options})"
 
 
-def _is_spectral(constraint, adapter) -> bool:
-    if isinstance(constraint, adapter.SpectralNorm):
-        return True
-    if isinstance(constraint, adapter.ConstraintChain):
-        return any(_is_spectral(c, adapter) for c in constraint.constraints)
+def is_spectral(constraint) -> bool:
+    """Whether a kernel constraint applies spectral normalization.
+
+    True for a `SpectralNorm` of either Keras, and for a `ConstraintChain`
+    holding one; False for anything else, None included. This is how
+    kerasnorm tells that a layer is normalized already, and which kernels
+    `kerasnorm.callbacks.normalized_sigmas` and `kerasnorm.fold` look at.
+
+    Args:
+        constraint: A layer's constraint attribute (`layer.kernel_constraint`),
+            or None.
+
+    Example:
+
+    >>> is_spectral(kerasnorm.SpectralNorm())
+    True
+    >>> is_spectral(keras.constraints.MaxNorm(2.0))
+    False
+    """
+    for adapter in ADAPTERS:
+        if isinstance(constraint, adapter.SpectralNorm):
+            return True
+        if isinstance(constraint, adapter.ConstraintChain):
+            return any(is_spectral(c) for c in constraint.constraints)
     return False
 
 
@@ -78,10 +100,9 @@ class _SpectralAction(Action):
             return "no kernel to normalize"
         if data["wrapped"]:
             return "already wrapped in SpectralNormalization"
-        adapter = graph.graph["adapter"]
         layer = data["op"]
         if all(
-            _is_spectral(getattr(layer, slot.constraint_key, None), adapter)
+            is_spectral(getattr(layer, slot.constraint_key, None))
             for slot in data["kernels"]
         ):
             return "already has a SpectralNorm constraint"
@@ -199,8 +220,12 @@ class InsertPixelNorm(_InsertAction):
 
     def new_layer(self, graph, node, name):
         adapter = graph.graph["adapter"]
+        policy = dtype_policy_at(graph, node)
         return adapter.PixelNorm(
-            epsilon=self.epsilon, axis=channel_axis(graph, node), name=name
+            epsilon=self.epsilon,
+            axis=channel_axis(graph, node),
+            name=name,
+            **({} if policy is None else {"dtype": policy}),
         )
 
     def get_config(self):
@@ -210,11 +235,24 @@ class InsertPixelNorm(_InsertAction):
 class InsertAfter(_InsertAction):
     """Inserts a layer of your own after the call's output.
 
+    The new layer is named after the call's layer and `suffix`
+    (`"act1_Dropout"`). It is not inserted again where it already is: the
+    action is skipped when the output already goes into a layer of that
+    name (or that name with a number, `"act1_Dropout_1"`) of the class the
+    factory makes, so applying the same rule twice changes nothing.
+
+    When the factory takes a `dtype` keyword (a Keras layer class does, and
+    so does a `functools.partial` of one that does not set it), the layer
+    gets the dtype policy of the layer it follows (for a model input, of
+    the input's first consumer), so it computes in the same precision as
+    its neighbours under per-layer mixed precision.
+
     Args:
-        factory: Called as `factory(name=...)` for each insertion; returns a
-            new layer of the model's Keras (e.g. `keras.layers.Dropout` via
-            `functools.partial(keras.layers.Dropout, 0.1)`).
-        suffix: Added to the layer name to name the new layer.
+        factory: Called as `factory(name=...)` (and `dtype=...`, see above)
+            for each insertion; returns a new layer of the model's Keras
+            (e.g. `functools.partial(keras.layers.Dropout, 0.1)`).
+        suffix: Added to the layer name to name the new layer. Defaults to
+            the factory's name (`"Dropout"` for the partial above).
     """
 
     def __init__(self, factory: Callable[..., Any], suffix: str | None = None):
@@ -225,10 +263,38 @@ class InsertAfter(_InsertAction):
         self.factory = factory
         self.suffix = suffix or _factory_name(factory)
 
+    def skip_reason(self, graph, node):
+        base = graph.nodes[node]["layer_name"]
+        if self.position == "after":
+            neighbours, where = list(graph.successors(node)), "followed"
+        else:
+            neighbours, where = list(graph.predecessors(node)), "preceded"
+        inserted = [n for n in neighbours if self._is_inserted(graph, n, base)]
+        # After: the output feeds the inserted layer. Before: every input
+        # comes through one.
+        if inserted and (self.position == "after" or inserted == neighbours):
+            names = sorted({graph.nodes[n]["layer_name"] for n in inserted})
+            return f"already {where} by {', '.join(names)}"
+        return None
+
+    def _is_inserted(self, graph, node, base: str) -> bool:
+        """Whether `node` calls a layer this action inserted at layer `base`."""
+        pattern = re.escape(f"{base}_{self.suffix}") + r"(_\d+)?"
+        if not re.fullmatch(pattern, graph.nodes[node]["layer_name"]):
+            return False
+        made = getattr(self.factory, "func", self.factory)
+        if not isinstance(made, type):
+            # A function: what it makes is known only by making one.
+            made = type(self.factory(name=f"{base}_{self.suffix}"))
+        return isinstance(graph.nodes[node]["op"], made)
+
     def describe(self, graph, node):
         return f"insert {self.suffix} {self.position}"
 
     def new_layer(self, graph, node, name):
+        policy = dtype_policy_at(graph, node)
+        if policy is not None and _takes_dtype(self.factory):
+            return self.factory(name=name, dtype=policy)
         return self.factory(name=name)
 
     def get_config(self):
@@ -241,6 +307,32 @@ class InsertBefore(InsertAfter):
     position = "before"
 
 
+def dtype_policy_at(graph: nx.DiGraph, node: str):
+    """The dtype policy for a layer inserted at `node`, or None if none is known.
+
+    That of the layer called at `node`; for a model input, of the first
+    layer that consumes it (looking through the inputs of nested models).
+    A `SpectralNormalization` wrapper stands for the layer it wraps.
+    """
+    for current in _breadth_first(node, graph.successors):
+        data = graph.nodes[current]
+        if not data["is_input"]:
+            op = data["op"].layer if data["wrapped"] else data["op"]
+            return getattr(op, "dtype_policy", None)
+    return None
+
+
+def _takes_dtype(factory) -> bool:
+    """Whether `factory` accepts `dtype=` and does not fix it already."""
+    if "dtype" in (getattr(factory, "keywords", None) or {}):
+        return False
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "dtype" or p.kind is p.VAR_KEYWORD for p in parameters)
+
+
 def _factory_name(factory) -> str:
     target = getattr(factory, "func", factory)
     return getattr(target, "__name__", type(target).__name__)
@@ -248,14 +340,24 @@ def _factory_name(factory) -> str:
 
 def channel_axis(graph: nx.DiGraph, node: str) -> int:
     """1 if the nearest `data_format` upstream of `node` is channels_first, else -1."""
+    for current in _breadth_first(node, graph.predecessors):
+        data_format = getattr(graph.nodes[current]["op"], "data_format", None)
+        if data_format is not None:
+            return 1 if data_format == "channels_first" else -1
+    return -1
+
+
+def _breadth_first(node: str, neighbours: Callable[[str], Any]):
+    """`node`, then the nodes `neighbours` reaches from it, nearest first.
+
+    Lazy: a node's neighbours are looked up only once the caller asks for
+    the node after it, so a search that stops early goes no further.
+    """
     frontier, seen = [node], set()
     while frontier:
         current = frontier.pop(0)
         if current in seen:
             continue
         seen.add(current)
-        data_format = getattr(graph.nodes[current]["op"], "data_format", None)
-        if data_format is not None:
-            return 1 if data_format == "channels_first" else -1
-        frontier.extend(graph.predecessors(current))
-    return -1
+        yield current
+        frontier.extend(neighbours(current))

@@ -20,7 +20,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from kerasnorm.actions import _is_spectral
+from kerasnorm.actions import is_spectral
 from kerasnorm.adapters import ADAPTERS, active_adapter, adapter_for
 from kerasnorm.errors import KerasNormTypeError
 from kerasnorm.layers.kernels import kernel_slots
@@ -71,14 +71,13 @@ def normalized_sigmas(model) -> dict[str, float]:
         if not slots or not layer.built:
             continue
         if wrapped:
-            # The kernels the wrapper computes with at inference, per slot.
-            effective = layer._normalized_kernels(training=False)
-            kernels = dict(zip(slots, effective, strict=True))
+            effective = layer.effective_kernels()
+            kernels = {slot: effective[slot.attributes[0]] for slot in slots}
         else:
             kernels = {
                 slot: adapter.read_master(slot.variable(layer))
                 for slot in slots
-                if _is_spectral(getattr(layer, slot.constraint_key, None), adapter)
+                if is_spectral(getattr(layer, slot.constraint_key, None))
             }
         for slot, kernel in kernels.items():
             key = path if len(slots) == 1 else f"{path}/{slot.attributes[0]}"

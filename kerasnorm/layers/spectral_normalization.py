@@ -137,11 +137,7 @@ class SpectralNormalizationBase:
         Raises:
             ValueError: If the wrapper is not built yet.
         """
-        if not self.built:
-            raise KerasNormValueError(
-                f"{type(self).__name__} {self.name!r} is not built yet: call it "
-                "on an input once before folding it."
-            )
+        self._check_built("folding it")
         folded = {
             id(variable): kernel
             for (variable, _, _), kernel in zip(
@@ -157,6 +153,47 @@ class SpectralNormalizationBase:
             ]
         )
         return layer
+
+    def effective_kernels(self) -> dict[str, tf.Tensor]:
+        """The kernels the wrapped layer computes with at inference, `W / sigma(W)`.
+
+        Sigma comes from the tracked singular vectors as they are: nothing
+        is updated, so reading the kernels changes no variable and returns
+        what a call with `training=False` uses. To see their spectral norm,
+        take each one's matrix view (`kerasnorm.ops.layouts.kernel_matrix`).
+
+        Returns:
+            Each normalized kernel, in the kernel variable's dtype, by name:
+            `"kernel"`, `"depthwise_kernel"` for a depthwise convolution
+            (on both Kerases, though Keras 3 calls the attribute `kernel`),
+            `"depthwise_kernel"` and `"pointwise_kernel"` for a separable
+            one, `"embeddings"` for an Embedding.
+
+        Raises:
+            KerasNormValueError: If the wrapper is not built yet.
+
+        Example:
+
+        >>> dense = kerasnorm.SpectralNormalization(keras.layers.Dense(3))
+        >>> dense.build((None, 5))
+        >>> kernel = dense.effective_kernels()["kernel"]
+        >>> round(float(np.linalg.norm(kernel.numpy(), 2)), 4)
+        1.0
+        """
+        self._check_built("reading its kernels")
+        slots = kernel_slots(self.layer, self._adapter.layers)
+        kernels = self._normalized_kernels(training=False)
+        return {
+            slot.attributes[0]: kernel
+            for slot, kernel in zip(slots, kernels, strict=True)
+        }
+
+    def _check_built(self, doing: str) -> None:
+        if not self.built:
+            raise KerasNormValueError(
+                f"{type(self).__name__} {self.name!r} is not built yet: call it "
+                f"on an input once before {doing}."
+            )
 
     def _normalized_kernels(self, training: bool) -> list[tf.Tensor]:
         """Each kernel as `W / sigma(W)`, differentiable in W with u, v fixed.
