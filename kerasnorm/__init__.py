@@ -6,7 +6,7 @@ tf-keras under `TF_USE_LEGACY_KERAS=1`. The classes for either Keras are in
 `kerasnorm.adapters.keras3` and `kerasnorm.adapters.tf_keras`.
 """
 
-from kerasnorm import actions, select
+from kerasnorm import actions, callbacks, select
 from kerasnorm.actions import (
     ConstrainKernel,
     InsertAfter,
@@ -21,8 +21,10 @@ from kerasnorm.errors import (
     KerasNormError,
     KerasNormTypeError,
     KerasNormValueError,
+    MissingDependencyError,
     UnsupportedKerasError,
 )
+from kerasnorm.export import fold
 from kerasnorm.graph import to_graph
 from kerasnorm.plan import Edit, Plan, plan
 from kerasnorm.policies import get_policy, register_policy, registered_policies
@@ -46,6 +48,7 @@ __all__ = [
     "KerasNormError",
     "KerasNormTypeError",
     "KerasNormValueError",
+    "MissingDependencyError",
     "PixelNorm",
     "Plan",
     "Rule",
@@ -57,6 +60,8 @@ __all__ = [
     "actions",
     "adapter_for",
     "apply_normalization",
+    "callbacks",
+    "fold",
     "get_policy",
     "normalize",
     "plan",

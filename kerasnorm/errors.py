@@ -20,3 +20,12 @@ class KerasNormTypeError(KerasNormError, TypeError):
 
 class KerasNormValueError(KerasNormError, ValueError):
     """An argument of the right kind with a value kerasnorm cannot use."""
+
+
+class MissingDependencyError(KerasNormError, ImportError):
+    """An optional package the requested output needs is not installed.
+
+    kerasnorm requires only TensorFlow, a Keras and networkx; writing a
+    graph picture as PNG (`Plan.plot("graph.png")`) needs matplotlib too.
+    The message names the package to install.
+    """

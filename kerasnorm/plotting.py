@@ -23,7 +23,7 @@ import networkx as nx
 import numpy as np
 import tensorflow as tf
 
-from kerasnorm.errors import KerasNormError, KerasNormValueError
+from kerasnorm.errors import KerasNormValueError, MissingDependencyError
 
 if TYPE_CHECKING:
     from kerasnorm.plan import Plan
@@ -60,10 +60,6 @@ _COLUMN_GAP = 18
 _LANE_WIDTH = 4
 _MARGIN = 20
 _HEADER_HEIGHT = 48
-
-
-class MissingDependencyError(KerasNormError, ImportError):
-    """An optional package that the requested output needs is not installed."""
 
 
 @dataclasses.dataclass
