@@ -1,0 +1,71 @@
+"""Interleaved timing: every variant is timed round-robin, so noise hits all alike."""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import time
+from collections.abc import Callable
+
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    """The timed runs of one variant.
+
+    Attributes:
+        median: Median seconds per run.
+        low: 25th percentile, seconds.
+        high: 75th percentile, seconds.
+        runs: How many runs were timed.
+    """
+
+    median: float
+    low: float
+    high: float
+    runs: int
+
+
+def time_interleaved(
+    variants: dict[str, Callable[[], object]], runs: int, warmup: int = 2
+) -> dict[str, Timing]:
+    """Times each callable `runs` times, one run of each in turn.
+
+    Each callable must block until its work is done (e.g. by returning a
+    number read back from TensorFlow). The first `warmup` runs of each
+    (tracing, first allocations) are not timed. The order within a round
+    rotates, so no variant always runs right after the same other one.
+
+    Args:
+        variants: Name to a callable doing one run.
+        runs: Timed runs per variant.
+        warmup: Untimed runs per variant before timing.
+
+    Returns:
+        Name to its `Timing`.
+    """
+    for run in variants.values():
+        for _ in range(warmup):
+            run()
+    names = list(variants)
+    seconds = {name: [] for name in names}
+    for round_index in range(runs):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            variants[name]()
+            seconds[name].append(time.perf_counter() - start)
+    return {name: summarize(values) for name, values in seconds.items()}
+
+
+def summarize(seconds: list[float]) -> Timing:
+    """The median and quartiles of a list of durations."""
+    if len(seconds) == 1:
+        return Timing(seconds[0], seconds[0], seconds[0], 1)
+    quartiles = statistics.quantiles(seconds, n=4)
+    return Timing(statistics.median(seconds), quartiles[0], quartiles[2], len(seconds))
+
+
+def ratios(timings: dict[str, Timing], baseline: str) -> dict[str, float]:
+    """Each variant's median over the baseline's median."""
+    base = timings[baseline].median
+    return {name: timing.median / base for name, timing in timings.items()}

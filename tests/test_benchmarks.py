@@ -1,0 +1,67 @@
+"""The benchmarks run end to end on tiny sizes; no test asserts a time."""
+
+import json
+import math
+import os
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _numbers(value):
+    if isinstance(value, bool):
+        return
+    if isinstance(value, (int, float)):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _numbers(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _numbers(item)
+
+
+def test_tiny_run_writes_finite_positive_results(tmp_path):
+    json_path, docs_path = tmp_path / "tiny.json", tmp_path / "benchmarks.md"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--tiny",
+            "--json",
+            str(json_path),
+            "--docs",
+            str(docs_path),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    results = json.loads(json_path.read_text())
+    assert set(results["sections"]) == {
+        "sn_cost",
+        "pixel_norm",
+        "sigma_accuracy",
+        "rewrite_cost",
+        "memory",
+    }
+    assert {"CPU", "cores", "TensorFlow", "Keras 3", "tf-keras"} <= set(
+        results["machine"]
+    )
+    for key, section in results["sections"].items():
+        numbers = list(_numbers(section["data"]))
+        assert numbers, key
+        assert all(math.isfinite(n) and n >= 0 for n in numbers), key
+        assert section["targets"], key
+        for target in section["targets"]:
+            assert target["measured"] is None or target["measured"] > 0, target
+    timings = results["sections"]["sn_cost"]["data"]["keras3"]["median_ms"]
+    assert all(value > 0 for value in timings.values())
+    page = docs_path.read_text()
+    assert page.startswith("# Benchmarks")
+    assert "## Machine" in page and "## 5. Peak memory" in page
