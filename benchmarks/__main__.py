@@ -100,7 +100,11 @@ def main(argv: list[str] | None = None) -> dict:
     if docs_path is None and config.mode == "full" and chosen == list(SECTIONS):
         docs_path = ROOT / "docs" / "benchmarks.md"
     if docs_path is not None:
-        docs_path.write_text(report.markdown(sections, description, DOCS_COMMAND))
+        # The page names the command that made it: a --quick page says so.
+        command = " ".join(
+            [DOCS_COMMAND, *(argv if argv is not None else sys.argv[1:])]
+        )
+        docs_path.write_text(report.markdown(sections, description, command))
         print(f"Wrote {docs_path}")
     return results
 

@@ -106,13 +106,19 @@ def text_table(table: Table) -> str:
     return "\n".join(lines)
 
 
+def _escape(text: str) -> str:
+    # A bare | (as in |sigma - 1|) would end a markdown table cell.
+    return text.replace("|", "\\|")
+
+
 def markdown_table(table: Table) -> str:
     """`table` as a markdown table under a bold title."""
-    lines = [f"**{table.title}**", ""]
-    lines.append("| " + " | ".join(table.columns) + " |")
+    lines = [f"**{_escape(table.title)}**", ""]
+    lines.append("| " + " | ".join(map(_escape, table.columns)) + " |")
     lines.append("|" + "|".join("---" for _ in table.columns) + "|")
     for row in table.rows:
-        lines.append("| " + " | ".join(format_cell(cell) for cell in row) + " |")
+        cells = (_escape(format_cell(cell)) for cell in row)
+        lines.append("| " + " | ".join(cells) + " |")
     if table.note:
         lines += ["", table.note]
     return "\n".join(lines)
