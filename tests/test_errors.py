@@ -1,0 +1,665 @@
+"""The error catalogue, docs/errors.md, against what kerasnorm raises.
+
+`CASES` maps each `###` heading of docs/errors.md to the ways to meet that
+error. Every case must raise the documented class with the documented
+message, on each Keras it applies to, and leave the user's model (and a
+model file given to the command line) exactly as it was. The catalogue is
+complete: the headings are the cases, and every `raise` of a kerasnorm
+error in the package is reached by some case.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import dataclasses
+import functools
+import io
+import pathlib
+import re
+import sys
+import types
+import zipfile
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import snapshot
+
+import kerasnorm
+from kerasnorm import cli, plotting, select
+from kerasnorm.adapters import ADAPTERS
+from kerasnorm.errors import KerasNormError
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CATALOGUE = ROOT / "docs" / "errors.md"
+BOTH = ("keras3", "tf_keras")
+
+
+class CommandFailedError(Exception):
+    """The command line exited with status 2; the message is its stderr."""
+
+
+@dataclasses.dataclass
+class Env:
+    """What a case can use: the Keras, a model, a saved copy, a scratch dir."""
+
+    adapter: object
+    model: object
+    tmp: pathlib.Path
+    monkeypatch: pytest.MonkeyPatch
+
+    @property
+    def k(self):
+        return self.adapter.keras
+
+    @functools.cached_property
+    def saved(self) -> pathlib.Path:
+        """The model saved as a .keras file, for the command line."""
+        path = self.tmp / "model.keras"
+        self.model.save(path)
+        self.saved_bytes = path.read_bytes()
+        return path
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    error: type
+    message: str
+    trigger: Callable[[Env], object]
+    kerases: tuple[str, ...] = BOTH
+
+
+def _model(k):
+    """An image-to-image model named "net": no role can be read from it."""
+    x = k.Input((8, 8, 3), name="image")
+    y = k.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(x)
+    y = k.layers.Conv2D(3, 3, padding="same", name="conv_out")(y)
+    return k.Model(x, y, name="net")
+
+
+def _sn(env, **options):
+    return kerasnorm.apply_normalization(
+        env.model, "sngan", role="discriminator", **options
+    )
+
+
+def _subclassed(env):
+    class Subclassed(env.k.Model):
+        def __init__(self):
+            super().__init__(name="subclassed")
+            self.dense = env.k.layers.Dense(2)
+
+        def call(self, x):
+            return self.dense(x)
+
+    return Subclassed()
+
+
+def _with_custom_layer(env, layer_class):
+    x = env.model.outputs[0]
+    y = layer_class(name="custom")(env.k.layers.Flatten()(x))
+    return env.k.Model(env.model.inputs, y, name="net_with_custom")
+
+
+def _unclonable(env):
+    """A layer whose config has a key its constructor does not take."""
+
+    class Unclonable(env.k.layers.Layer):
+        def call(self, x):
+            return x
+
+        def get_config(self):
+            return {**super().get_config(), "size": 3}
+
+    return _with_custom_layer(env, Unclonable)
+
+
+def _incomplete_config(env):
+    """A layer whose config leaves out its width: the clone is the default's."""
+
+    class Projection(env.k.layers.Layer):
+        def __init__(self, units=2, **kwargs):
+            super().__init__(**kwargs)
+            self.units = units
+
+        def build(self, input_shape):
+            self.w = self.add_weight(shape=(input_shape[-1], self.units))
+
+        def call(self, x):
+            return tf.matmul(x, self.w)
+
+    class Wide(Projection):
+        def __init__(self, **kwargs):
+            super().__init__(units=5, **kwargs)
+
+        def get_config(self):
+            return super().get_config()
+
+        @classmethod
+        def from_config(cls, config):
+            return Projection(**config)
+
+    return _with_custom_layer(env, Wide)
+
+
+def _on_backend(env, backend):
+    env.monkeypatch.setattr(env.k.backend, "backend", lambda: backend)
+    return kerasnorm.apply_normalization(env.model, "sngan", role="discriminator")
+
+
+def _other_tf_keras(env):
+    fake = types.SimpleNamespace(layers=types.SimpleNamespace(Layer=object))
+    env.monkeypatch.setattr(tf, "keras", fake)
+    return kerasnorm.active_adapter()
+
+
+def _compiled(env):
+    env.model.compile(optimizer="sgd", loss="mse")
+    return _sn(env)
+
+
+def _unbuilt_wrapper(env):
+    return env.adapter.SpectralNormalization(env.k.layers.Dense(3)).fold()
+
+
+def _png_without_matplotlib(env):
+    env.monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    the_plan = kerasnorm.plan(env.model, "sngan", role="discriminator")
+    return the_plan.plot(env.tmp / "plan.png")
+
+
+def _monitor_of_other_keras(env):
+    other = next(a for a in ADAPTERS if a is not env.adapter)
+    monitor = kerasnorm.callbacks.SpectralNormMonitor.for_model(_model(other.keras))
+    return monitor.set_model(env.model)
+
+
+def _cli(env, *args):
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+        status = cli.main([str(arg) for arg in args])
+    if status == 2:
+        raise CommandFailedError(stderr.getvalue())
+    return status
+
+
+def _file(env, name, content=b"not a model"):
+    path = env.tmp / name
+    path.write_bytes(content)
+    return path
+
+
+def _keras_file_without_config(env):
+    path = env.tmp / "empty.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("metadata.json", '{"keras_version": "3.0.0"}')
+    return path
+
+
+def _apply(env, out):
+    return _cli(env, "apply", env.saved, out, "--policy", "sngan")
+
+
+RULE = kerasnorm.Rule(select.name("conv"), kerasnorm.SpectralNormalize())
+NO_MATCH = kerasnorm.Rule(select.name("absent"), kerasnorm.SpectralNormalize())
+
+CASES: dict[str, list[Case]] = {
+    # Models given to kerasnorm
+    "Not a Keras model": [
+        Case(
+            KerasNormError,
+            "Expected a Keras model, received list",
+            lambda env: kerasnorm.apply_normalization([env.model], "sngan"),
+        ),
+    ],
+    "An object of neither Keras": [
+        Case(
+            KerasNormError,
+            "Expected a Keras 3 or tf-keras object",
+            lambda env: kerasnorm.apply_normalization(tf.Variable(1.0), "sngan"),
+        ),
+    ],
+    "A layer, not a model": [
+        Case(
+            KerasNormError,
+            "received the layer 'conv'",
+            lambda env: kerasnorm.apply_normalization(env.model.get_layer("conv")),
+        ),
+    ],
+    "A model without a layer graph": [
+        Case(
+            KerasNormError,
+            "has no layer graph",
+            lambda env: kerasnorm.apply_normalization(_subclassed(env), "sngan"),
+        ),
+    ],
+    "Keras 3 on another backend than TensorFlow": [
+        Case(
+            kerasnorm.UnsupportedKerasError,
+            "runs on the 'jax' backend",
+            lambda env: _on_backend(env, "jax"),
+            kerases=("keras3",),
+        ),
+    ],
+    "tf.keras is neither Keras": [
+        Case(
+            kerasnorm.UnsupportedKerasError,
+            "neither Keras 3 nor tf-keras",
+            _other_tf_keras,
+            kerases=("keras3",),
+        ),
+    ],
+    # Policies, roles, modes and options
+    "Unknown policy": [
+        Case(
+            KerasNormError,
+            "Unknown policy 'pro-gan'. Expected one of: biggan",
+            lambda env: kerasnorm.apply_normalization(env.model, "pro-gan"),
+        ),
+    ],
+    "Unknown role": [
+        Case(
+            KerasNormError,
+            "Unknown role 'gen'",
+            lambda env: kerasnorm.apply_normalization(env.model, "sngan", role="gen"),
+        ),
+    ],
+    "Unknown mode": [
+        Case(KerasNormError, "Unknown mode 'wrap'", lambda env: _sn(env, mode="wrap")),
+    ],
+    "Which part is the generator?": [
+        Case(
+            KerasNormError,
+            "Cannot tell whether model 'net' is a generator or a discriminator",
+            lambda env: kerasnorm.apply_normalization(env.model, "sngan"),
+        ),
+    ],
+    "A strict rule that matches nothing": [
+        Case(
+            KerasNormError,
+            "matches no layer of model 'net'",
+            lambda env: kerasnorm.apply_normalization(
+                env.model, None, rules=[NO_MATCH], strict=True
+            ),
+        ),
+    ],
+    "rules is not a list of rules": [
+        Case(
+            KerasNormError,
+            "`rules` must be a list of Rule",
+            lambda env: kerasnorm.plan(env.model, None, rules=RULE),
+        ),
+    ],
+    "An unknown spectral normalization option": [
+        Case(
+            KerasNormError,
+            r"takes no option \['n_iters'\]",
+            lambda env: _sn(env, n_iters=2),
+        ),
+    ],
+    "A spectral normalization option out of range": [
+        Case(
+            KerasNormError, "`n_iter` must be an int", lambda env: _sn(env, n_iter=1.5)
+        ),
+        Case(
+            KerasNormError,
+            "`n_iter` must be at least 1",
+            lambda env: _sn(env, n_iter=0),
+        ),
+        Case(KerasNormError, "`tol` must be a number", lambda env: _sn(env, tol="low")),
+        Case(KerasNormError, "`tol` must be positive", lambda env: _sn(env, tol=0.0)),
+        Case(
+            KerasNormError,
+            r"`max_iter` \(2\) must be at least `n_iter` \(4\)",
+            lambda env: _sn(env, n_iter=4, max_iter=2),
+        ),
+    ],
+    "A compiled model loses its optimizer state": [
+        Case(UserWarning, "fresh optimizer of the same configuration", _compiled),
+    ],
+    # Rewriting custom layers
+    "A layer that cannot be cloned from its config": [
+        Case(
+            KerasNormError,
+            "Cannot clone layer 'custom'",
+            lambda env: _sn_of(_unclonable(env)),
+        ),
+    ],
+    "A clone with other weights than the original": [
+        Case(
+            KerasNormError,
+            r"Layer 'custom': its clone has weights \[\(192, 2\)\], the original "
+            r"\[\(192, 5\)\]",
+            lambda env: _sn_of(_incomplete_config(env)),
+        ),
+    ],
+    # Layers and constraints
+    "A PixelNorm argument out of range": [
+        Case(
+            KerasNormError,
+            "`epsilon` must be a positive number",
+            lambda env: env.adapter.PixelNorm(epsilon="tiny"),
+        ),
+        Case(
+            KerasNormError,
+            "`epsilon` must be positive",
+            lambda env: env.adapter.PixelNorm(epsilon=0.0),
+        ),
+        Case(
+            KerasNormError,
+            "`axis` must be an int",
+            lambda env: env.adapter.PixelNorm(axis=(1, 2)),
+        ),
+        Case(
+            KerasNormError,
+            "needs inputs of rank 2 or more",
+            lambda env: env.adapter.PixelNorm()(tf.ones([3])),
+        ),
+        Case(
+            KerasNormError,
+            "`axis` must name a channel axis",
+            lambda env: env.adapter.PixelNorm(axis=0)(tf.ones([2, 3])),
+        ),
+    ],
+    "SpectralNormalization around a layer without a kernel": [
+        Case(
+            KerasNormError,
+            "cannot wrap layer 're_lu' of type ReLU",
+            lambda env: env.adapter.SpectralNormalization(
+                env.k.layers.ReLU(name="re_lu")
+            ),
+        ),
+    ],
+    "SpectralNormalization used before it is built": [
+        Case(KerasNormError, "is not built yet", _unbuilt_wrapper),
+    ],
+    "An unknown kernel layout": [
+        Case(
+            KerasNormError,
+            "Unknown kernel `layout` 'rows'",
+            lambda env: env.adapter.SpectralNorm(layout="rows"),
+        ),
+    ],
+    "A kernel of rank 1": [
+        Case(
+            KerasNormError,
+            r"needs rank 2 or more.*Received shape \(3,\)",
+            lambda env: env.adapter.SpectralNorm()(tf.ones([3])),
+        ),
+    ],
+    "An empty ConstraintChain": [
+        Case(
+            KerasNormError,
+            "`constraints` must be a non-empty list",
+            lambda env: env.adapter.ConstraintChain([]),
+        ),
+    ],
+    # Rules, selectors, actions and policies
+    "A rule made of the wrong parts": [
+        Case(
+            KerasNormError,
+            "Rule `selector` must be a kerasnorm.select.Selector",
+            lambda env: kerasnorm.Rule(
+                lambda g, n: True, kerasnorm.SpectralNormalize()
+            ),
+        ),
+        Case(
+            KerasNormError,
+            "Rule `action` must be a kerasnorm.actions.Action",
+            lambda env: kerasnorm.Rule(select.everything(), "spectral"),
+        ),
+    ],
+    "A selector combined with something else": [
+        Case(
+            KerasNormError,
+            "Selectors combine only with selectors",
+            lambda env: select.everything() & (lambda g, n: True),
+        ),
+    ],
+    "where() without a function": [
+        Case(
+            KerasNormError, "`predicate` must be callable", lambda env: select.where(3)
+        ),
+    ],
+    "InsertAfter without a layer factory": [
+        Case(
+            KerasNormError,
+            "`factory` must be callable",
+            lambda env: kerasnorm.InsertAfter("relu"),
+        ),
+    ],
+    "A policy registered wrongly": [
+        Case(
+            KerasNormError,
+            "A policy name must be a non-empty string",
+            lambda env: kerasnorm.register_policy("", [RULE]),
+        ),
+        Case(
+            KerasNormError,
+            "Policy 'mine' must be a list of Rule",
+            lambda env: kerasnorm.register_policy("mine", ["sngan"]),
+        ),
+        Case(
+            KerasNormError,
+            "A policy named 'sngan' is already registered",
+            lambda env: kerasnorm.register_policy("sngan", [RULE]),
+        ),
+    ],
+    "@normalize on something that is not a function": [
+        Case(
+            KerasNormError,
+            "@normalize decorates a function",
+            lambda env: kerasnorm.normalize("sngan")("build_discriminator"),
+        ),
+    ],
+    # Pictures, monitoring and export
+    "A picture file kerasnorm cannot write": [
+        Case(
+            KerasNormError,
+            "the file name must end in '.svg' or '.png'",
+            lambda env: kerasnorm.plan(env.model, "sngan", role="discriminator").plot(
+                env.tmp / "plan.pdf"
+            ),
+        ),
+        Case(
+            KerasNormError,
+            "plot_lines writes SVG",
+            lambda env: plotting.plot_lines(env.tmp / "sigma.png", {"a": [1.0]}),
+        ),
+        Case(
+            KerasNormError,
+            "save_image_grid writes PNG",
+            lambda env: plotting.save_image_grid(
+                env.tmp / "grid.svg", np.zeros((1, 2, 2, 3))
+            ),
+        ),
+    ],
+    "PNG output without matplotlib": [
+        Case(
+            kerasnorm.MissingDependencyError,
+            "needs matplotlib",
+            _png_without_matplotlib,
+        ),
+    ],
+    "Data a chart or an image grid cannot show": [
+        Case(
+            KerasNormError,
+            "A line chart needs at least one series",
+            lambda env: plotting.plot_lines(env.tmp / "sigma.svg", {}),
+        ),
+        Case(
+            KerasNormError,
+            "Series 'a' has 2 values for 3 x values",
+            lambda env: plotting.plot_lines(
+                env.tmp / "sigma.svg", {"a": [1.0, 2.0]}, x=[1, 2, 3]
+            ),
+        ),
+        Case(
+            KerasNormError,
+            r"Expected a batch of images .* received shape \(2, 2, 3\)",
+            lambda env: plotting.save_image_grid(
+                env.tmp / "grid.png", np.zeros((2, 2, 3))
+            ),
+        ),
+    ],
+    "A monitor of the other Keras": [
+        Case(KerasNormError, "callback of another Keras", _monitor_of_other_keras),
+    ],
+    "fold on a subclassed model": [
+        Case(
+            KerasNormError,
+            "fold needs a functional or Sequential model",
+            lambda env: kerasnorm.fold(_subclassed(env)),
+        ),
+    ],
+    # The command line
+    "A model file that does not exist": [
+        Case(
+            CommandFailedError,
+            "No such file",
+            lambda env: _cli(
+                env, "plan", env.tmp / "absent.keras", "--policy", "sngan"
+            ),
+        ),
+    ],
+    "A file that is not a Keras model": [
+        Case(
+            CommandFailedError,
+            r"is not a Keras model file: expected a \.keras or \.h5 file",
+            lambda env: _cli(env, "plan", _file(env, "model.txt"), "--policy", "sngan"),
+        ),
+        Case(
+            CommandFailedError,
+            r"is not a Keras model file \(",
+            lambda env: _cli(
+                env, "plan", _file(env, "broken.keras"), "--policy", "sngan"
+            ),
+        ),
+        Case(
+            CommandFailedError,
+            "as a Keras model",
+            lambda env: _cli(
+                env, "plan", _keras_file_without_config(env), "--policy", "sngan"
+            ),
+        ),
+    ],
+    "An output file kerasnorm will not write": [
+        Case(
+            CommandFailedError,
+            r"OUT_FILE must end in \.keras",
+            lambda env: _apply(env, env.tmp / "out.txt"),
+        ),
+        Case(
+            CommandFailedError,
+            "Refusing to overwrite the input file",
+            lambda env: _apply(env, env.saved),
+        ),
+        Case(
+            CommandFailedError,
+            "does not exist",
+            lambda env: _apply(env, env.tmp / "absent" / "out.keras"),
+        ),
+        Case(
+            CommandFailedError,
+            "saves to .keras files only",
+            lambda env: _apply(env, env.tmp / "out.h5"),
+            kerases=("keras3",),
+        ),
+    ],
+}
+
+
+def _sn_of(model):
+    return kerasnorm.apply_normalization(model, "sngan", role="discriminator")
+
+
+def _catalogue_headings() -> list[str]:
+    return re.findall(r"^### (.+?)\s*$", CATALOGUE.read_text(), flags=re.M)
+
+
+def test_the_catalogue_lists_exactly_the_tested_errors():
+    assert _catalogue_headings() == list(CASES)
+
+
+def _cases():
+    for heading, cases in CASES.items():
+        for number, case in enumerate(cases):
+            for adapter in ADAPTERS:
+                if adapter.name in case.kerases:
+                    yield pytest.param(
+                        case, adapter, id=f"{adapter.name}-{heading}-{number}"
+                    )
+
+
+def _env(adapter, tmp_path, monkeypatch) -> Env:
+    return Env(adapter, _model(adapter.keras), tmp_path, monkeypatch)
+
+
+def _meet(case: Case, env: Env) -> None:
+    """Runs the case's trigger and checks what it raises or warns."""
+    if issubclass(case.error, Warning):
+        with pytest.warns(case.error, match=case.message):
+            case.trigger(env)
+        return
+    with pytest.raises(case.error, match=case.message):
+        case.trigger(env)
+
+
+@pytest.mark.parametrize("case, adapter", _cases())
+def test_error_and_the_model_unchanged(case, adapter, tmp_path, monkeypatch):
+    env = _env(adapter, tmp_path, monkeypatch)
+    before = snapshot(env.model)
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
+    outputs = np.asarray(env.model(x))
+    _meet(case, env)
+    monkeypatch.undo()
+    assert snapshot(env.model) == before
+    if "saved" in vars(env):
+        assert env.saved.read_bytes() == env.saved_bytes
+    np.testing.assert_array_equal(np.asarray(env.model(x)), outputs)
+
+
+def _raise_sites() -> set[tuple[str, int]]:
+    """(file, line) of every line of every `raise <kerasnorm error>(...)`."""
+    names = {
+        name
+        for name in dir(kerasnorm.errors)
+        if isinstance(getattr(kerasnorm.errors, name), type)
+        and issubclass(getattr(kerasnorm.errors, name), KerasNormError)
+    }
+    sites = set()
+    for path in (ROOT / "kerasnorm").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Raise)
+                and isinstance(node.exc, ast.Call)
+                and getattr(node.exc.func, "id", None) in names
+            ):
+                sites.add((str(path), node.lineno, node.end_lineno))
+    return sites
+
+
+def test_every_raise_in_kerasnorm_is_in_the_catalogue(tmp_path, monkeypatch):
+    made = []
+    original_init = KerasNormError.__init__
+
+    def recording_init(self, *args):
+        frame = sys._getframe(1)
+        made.append((frame.f_code.co_filename, frame.f_lineno))
+        original_init(self, *args)
+
+    monkeypatch.setattr(KerasNormError, "__init__", recording_init)
+    for index, param in enumerate(_cases()):
+        case, adapter = param.values
+        with monkeypatch.context() as patch:
+            folder = tmp_path / str(index)
+            folder.mkdir()
+            _meet(case, _env(adapter, folder, patch))
+    missed = [
+        f"{pathlib.Path(path).relative_to(ROOT)}:{first}"
+        for path, first, last in sorted(_raise_sites())
+        if not any(p == path and first <= line <= last for p, line in made)
+    ]
+    assert not missed, f"raises no case in docs/errors.md reaches: {missed}"
