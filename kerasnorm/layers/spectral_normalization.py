@@ -207,15 +207,21 @@ class SpectralNormalizationBase:
             kernel = tf.cast(self._adapter.read_master(variable), tf.float32)
             matrix = layouts.kernel_matrix(kernel, layout)
             if training:
-                estimate = self.tracking.step(matrix, tf.convert_to_tensor(state))
+                # u and v are constants to the gradient: a tape recording the
+                # iterations would store every loop step for nothing.
+                estimate = self.tracking.step(
+                    tf.stop_gradient(matrix), tf.convert_to_tensor(state)
+                )
                 state.assign(estimate.state)
                 u, v = estimate.u, estimate.v
             else:
                 v = tf.convert_to_tensor(state)[0]
                 u, _ = sigma_ops.right_estimate(matrix, v, eps)
             sigma = sigma_ops.sigma_of(matrix, tf.stop_gradient(u), tf.stop_gradient(v))
-            scaled = tf.where(sigma > eps, kernel / tf.maximum(sigma, eps), kernel)
-            kernels.append(tf.cast(scaled, variable.dtype))
+            # A scalar factor: forward and backward each pass over the kernel
+            # once, where dividing it elementwise would pass several times.
+            scale = tf.where(sigma > eps, 1.0 / tf.maximum(sigma, eps), 1.0)
+            kernels.append(tf.cast(kernel * scale, variable.dtype))
         return kernels
 
     def get_config(self):
