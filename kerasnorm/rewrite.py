@@ -131,8 +131,9 @@ class _Rewriter:
                         )
                         edited.insert_after(Ref(node.name, index), new)
                 else:
-                    for ref in dict.fromkeys(node.refs()):
-                        info = ir.nodes[ref.node].outputs[ref.index]
+                    # The input may itself have just got an insertion after it.
+                    for ref in dict.fromkeys(edited.nodes[node.name].refs()):
+                        info = edited.nodes[ref.node].outputs[ref.index]
                         new = self._new_node(action, graph_node, (ref,), info)
                         edited.insert_before(node.name, ref, new)
         return edited
@@ -182,8 +183,9 @@ class _Rewriter:
                 "out of the model you rewrite."
             ) from error
         if isinstance(action, WrapSpectral):
+            # The wrapper computes as the layer it wraps (mixed precision).
             clone = self.adapter.SpectralNormalization(
-                clone, name=op.name, **action.options
+                clone, name=op.name, dtype=op.dtype_policy, **action.options
             )
         return clone
 

@@ -111,11 +111,6 @@ def test_inserted_layers_take_the_dtype_policy_of_their_neighbours(adapter):
     assert np.all(np.isfinite(np.asarray(model(z))))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rewrite._with_insertions reads the consumer's inputs from the "
-    "unedited IR, so an InsertBefore whose input got an insertion is dropped",
-)
 def test_insert_before_a_layer_whose_input_got_an_insertion(adapter):
     keras = adapter.keras
     noise = kerasnorm.InsertBefore(

@@ -16,7 +16,7 @@ def _kernels_and_layouts(model, adapter):
     found = []
     for layer in model.layers:
         if isinstance(layer, adapter.SpectralNormalization):
-            kernels = layer._normalized_kernels(training=False)
+            kernels = layer.effective_kernels().values()
             found += [
                 (np.asarray(k, "float32"), layout)
                 for k, (_, layout, _) in zip(kernels, layer._kernels, strict=True)
@@ -66,9 +66,13 @@ def test_mixed_float16_global_policy(adapter, mode):
                 assert state.dtype == "float32"
 
 
-def test_per_layer_dtype_policies(adapter):
+@pytest.mark.parametrize("mode", ["constraint", "reparam"])
+def test_per_layer_dtype_policies(adapter, mode):
     model = zoo.mixed_precision_discriminator(adapter.keras)
-    new = kerasnorm.apply_normalization(model, "sngan")
+    new = kerasnorm.apply_normalization(model, "sngan", mode=mode)
+    # A wrapper computes as the layer it wraps, not in the global float32.
+    for old, layer in zip(model.layers, new.layers, strict=True):
+        assert layer.dtype_policy.name == old.dtype_policy.name, layer.name
     losses = _train(new, adapter)
     assert np.all(np.isfinite(losses))
     for kernel, layout in _kernels_and_layouts(new, adapter):
