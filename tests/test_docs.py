@@ -2,13 +2,17 @@
 
 The blocks of one file run in order in one namespace, like a notebook. A
 block whose first line is `# not run` is skipped (for shell-only snippets
-shown as python).
+shown as python). A page that creates a `tf.distribute` strategy runs in a
+fresh process: strategies in one process share collective keys, and the
+test session has its own.
 """
 
 import contextlib
 import io
 import pathlib
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -31,6 +35,9 @@ def python_blocks(path: pathlib.Path) -> list[str]:
     ids=lambda p: str(p.relative_to(ROOT)),
 )
 def test_code_blocks_run(path, tmp_path, monkeypatch):
+    if "Strategy(" in path.read_text():
+        _run_in_a_fresh_process(path, tmp_path)
+        return
     monkeypatch.chdir(tmp_path)
     namespace = {"__name__": "__docs__"}
     for number, block in enumerate(python_blocks(path), 1):
@@ -38,6 +45,25 @@ def test_code_blocks_run(path, tmp_path, monkeypatch):
         with contextlib.redirect_stdout(output):
             exec(compile(block, f"{path.name} block {number}", "exec"), namespace)
         _check_printed(block, output.getvalue(), f"{path.name} block {number}")
+
+
+def _run_in_a_fresh_process(path: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    blocks = python_blocks(path)
+    marker = "@@ block end @@"
+    script = "\n".join(f"{block}\nprint({marker!r})" for block in blocks)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    outputs = result.stdout.split(marker)
+    for number, (block, printed) in enumerate(
+        zip(blocks, outputs[:-1], strict=True), 1
+    ):
+        _check_printed(block, printed, f"{path.name} block {number}")
 
 
 def _check_printed(block: str, printed: str, where: str) -> None:
