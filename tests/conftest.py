@@ -13,8 +13,10 @@ tf.config.set_logical_device_configuration(
     [tf.config.LogicalDeviceConfiguration()] * 2,
 )
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import tf_keras  # noqa: E402
 
 from kerasnorm.adapters import ADAPTERS  # noqa: E402
 
@@ -42,4 +44,7 @@ def _seeded():
     yield
     for adapter in ADAPTERS:
         adapter.keras.mixed_precision.set_global_policy("float32")
-        adapter.keras.backend.clear_session()
+    # Keras 3's clear_session would also run a full garbage collection,
+    # which grows with the heap: seconds per test late in a session.
+    keras.backend.clear_session(free_memory=False)
+    tf_keras.backend.clear_session()
