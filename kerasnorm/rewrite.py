@@ -68,10 +68,10 @@ class _Rewriter:
         return model
 
     def _prepare_spectral_state(self, clone) -> None:
-        """Computes the tracked singular vectors from the copied kernels."""
-        if isinstance(clone, self.adapter.SpectralNormalization):
-            clone.warm_start()
-            return
+        """Creates the constraints' states now, under the strategy in scope.
+
+        States start empty and are solved exactly at their first use.
+        """
         ours = (self.adapter.SpectralNorm, self.adapter.ConstraintChain)
         for slot in kernel_slots(clone, self.adapter.layers):
             constraint = getattr(clone, slot.constraint_key, None)

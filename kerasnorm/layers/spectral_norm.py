@@ -122,9 +122,10 @@ class SpectralNormBase:
     def build(self, variable) -> tf.Variable:
         """Creates the state for the kernel `variable`, if it has none yet.
 
-        The state (the kernel's top singular vectors, computed exactly) is
-        otherwise created the first time the constraint is applied, which
-        happens inside the optimizer's traced train step, lifted out of it.
+        The state (the kernel's top singular vectors) starts empty and is
+        solved exactly at the first projection. Without this call it is
+        created at the first projection, which happens inside the
+        optimizer's traced train step, lifted out of it.
         Building it beforehand, as `apply_normalization` does, creates it
         under the distribution strategy in scope at that time.
 
@@ -135,14 +136,10 @@ class SpectralNormBase:
         if entry is not None:
             return entry[1]
         with tf.init_scope():
-            current = tf.convert_to_tensor(variable)
-            if current.dtype in _HALF_DTYPES:
-                current = tf.cast(current, tf.float32)
-            start = self.tracking.warm_start(
-                layouts.kernel_matrix(current, self.layout)
-            )
             state = tf.Variable(
-                start,
+                self.tracking.empty_state(
+                    layouts.matrix_shape(variable.shape, self.layout)
+                ),
                 trainable=False,
                 name="spectral_norm_vectors",
                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,

@@ -85,7 +85,9 @@ class SpectralNormalizationBase:
             state = self._adapter.add_state_weight(
                 self,
                 name=f"{slot.attributes[0]}_vectors",
-                value=self._exact_state(variable, slot.layout),
+                value=self.tracking.empty_state(
+                    layouts.matrix_shape(variable.shape, slot.layout)
+                ),
             )
             self._kernels.append((variable, slot.layout, state))
         self.built = True
@@ -93,9 +95,11 @@ class SpectralNormalizationBase:
     def warm_start(self) -> None:
         """Recomputes the tracked singular vectors of the current kernels.
 
-        The wrapper does this when it is built. Call it again after setting
-        the wrapped layer's kernels by hand (e.g. `set_weights` on the
-        inner layer), so the next call is accurate at once.
+        The state starts empty and is solved exactly at the first call;
+        after that, each training call follows the kernel as it changes.
+        Call this after setting the wrapped layer's kernels by hand (e.g.
+        `set_weights` on the inner layer) for an exact state at once; else
+        the next training calls catch up by iterating longer.
         """
         for variable, layout, state in self._kernels:
             state.assign(self._exact_state(variable, layout))
@@ -215,8 +219,7 @@ class SpectralNormalizationBase:
                 state.assign(estimate.state)
                 u, v = estimate.u, estimate.v
             else:
-                v = tf.convert_to_tensor(state)[0]
-                u, _ = sigma_ops.right_estimate(matrix, v, eps)
+                u, v = self.tracking.current(matrix, tf.convert_to_tensor(state))
             sigma = sigma_ops.sigma_of(matrix, tf.stop_gradient(u), tf.stop_gradient(v))
             # A scalar factor: forward and backward each pass over the kernel
             # once, where dividing it elementwise would pass several times.

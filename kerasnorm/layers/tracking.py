@@ -83,16 +83,49 @@ class Tracking:
         """The initial state for `matrix`: its top singular vectors, exactly."""
         return sigma_ops.warm_start(matrix, self.block_size)
 
+    def empty_state(self, matrix_shape: tuple[int, int]) -> tf.Tensor:
+        """A state to be solved exactly at its first `step`, free to create.
+
+        Creating states empty keeps `apply_normalization` as cheap as a
+        clone: the exact start is computed where the kernel is first used.
+        """
+        rows, cols = matrix_shape
+        block = sigma_ops.block_size(rows, cols, self.block_size)
+        return tf.zeros((block, cols), tf.float32)
+
     def step(self, matrix: tf.Tensor, state: tf.Tensor) -> sigma_ops.Estimate:
         """One step's estimate of sigma and the new state.
 
-        If `max_iter` iterations do not reach `tol` (the state was stale:
-        weights loaded into the model, a kernel assigned by hand, a jump
-        the iterations cannot follow, top singular values too close to
-        separate quickly), the iteration goes on from where it stopped, for
-        up to `RESCUE_ITERATIONS` more: far cheaper than solving afresh,
-        and it converges from any start.
+        An empty state (all zeros) is solved exactly. If `max_iter`
+        iterations do not reach `tol` (the state was stale: weights loaded
+        into the model, a kernel assigned by hand, a jump the iterations
+        cannot follow, top singular values too close to separate quickly),
+        the iteration goes on from where it stopped, for up to
+        `RESCUE_ITERATIONS` more: far cheaper than solving afresh.
         """
+        return tf.cond(
+            _is_empty(state),
+            lambda: self.solve(matrix),
+            lambda: self._follow(matrix, state),
+        )
+
+    def current(self, matrix: tf.Tensor, state: tf.Tensor) -> tuple:
+        """`(u, v)` of the state as it is, for inference: no update.
+
+        An empty state is solved exactly (and not saved).
+        """
+
+        def from_state():
+            v = state[0]
+            return sigma_ops.right_estimate(matrix, v, self.eps)[0], v
+
+        def solved():
+            estimate = self.solve(matrix)
+            return estimate.u, estimate.v
+
+        return tf.cond(_is_empty(state), solved, from_state)
+
+    def _follow(self, matrix: tf.Tensor, state: tf.Tensor) -> sigma_ops.Estimate:
         estimate = sigma_ops.track(
             matrix, state, self.n_iter, self.tol, self.max_iter, self.eps
         )
@@ -114,6 +147,10 @@ class Tracking:
 
     def get_config(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _is_empty(state: tf.Tensor) -> tf.Tensor:
+    return tf.logical_not(tf.reduce_any(state != 0))
 
 
 TRACKING_OPTIONS = tuple(field.name for field in dataclasses.fields(Tracking))
