@@ -92,26 +92,32 @@ def _train_custom(model, strategy, x, y):
         step(inputs, targets)
 
 
-CASES = [
-    ("discriminator", _discriminator, "sngan"),
-    ("generator", _generator, ["progan", "sagan"]),
+NETS = {
+    "discriminator": (_discriminator, "sngan"),
+    "generator": (_generator, ["progan", "sagan"]),
+}
+# Every (net, mode, loop) runs under `-m slow`; the default run covers each
+# net, mode and loop once.
+DEFAULT = {("discriminator", "constraint", "fit"), ("generator", "reparam", "custom")}
+COMBINATIONS = [
+    pytest.param(
+        net,
+        mode,
+        loop,
+        marks=() if (net, mode, loop) in DEFAULT else pytest.mark.slow,
+        id=f"{net}-{mode}-{loop}",
+    )
+    for net in NETS
+    for mode in ("constraint", "reparam")
+    for loop in ("fit", "custom")
 ]
 
 
-# Every (mode, loop) pair runs under `-m slow`; two cover both in the default run.
-LOOPS = [
-    ("constraint", "fit"),
-    ("reparam", "custom"),
-    pytest.param("constraint", "custom", marks=pytest.mark.slow),
-    pytest.param("reparam", "fit", marks=pytest.mark.slow),
-]
-
-
-@pytest.mark.parametrize("mode, loop", LOOPS)
-@pytest.mark.parametrize("name, builder, policy", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("net, mode, loop", COMBINATIONS)
 def test_mirrored_training_matches_one_device(
-    adapter, mirrored_strategy, mode, loop, name, builder, policy
+    adapter, mirrored_strategy, net, mode, loop
 ):
+    builder, policy = NETS[net]
     single = tf.distribute.OneDeviceStrategy("/cpu:0")
     results = {}
     for label, strategy in (("mirrored", mirrored_strategy), ("single", single)):
@@ -135,7 +141,7 @@ def test_mirrored_training_matches_one_device(
     for state in states:
         first, second = _replicas(state)
         np.testing.assert_array_equal(first, second)
-    if name == "generator":
+    if net == "generator":
         assert any(isinstance(layer, adapter.PixelNorm) for layer in mirrored.layers)
 
 

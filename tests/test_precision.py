@@ -89,11 +89,11 @@ def test_mixed_float16_generator_with_pixel_norm(adapter):
     assert np.all(np.isfinite(_train(model, adapter)))
 
 
-# XLA compiles each kernel's tracking loop, about 10 s a model: the default
-# run covers each mode on one Keras, `-m slow` the other half.
+# XLA compiles each kernel's tracking loop, 10-20 s a model: the default
+# run covers one case, `-m slow` the others.
 JIT_CASES = [
     ("keras3", "constraint"),
-    ("tf_keras", "reparam"),
+    pytest.param("tf_keras", "reparam", marks=pytest.mark.slow),
     pytest.param("keras3", "reparam", marks=pytest.mark.slow),
     pytest.param("tf_keras", "constraint", marks=pytest.mark.slow),
 ]

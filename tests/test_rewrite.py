@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import zoo
-from helpers import snapshot
+from helpers import snapshot, top_singular_value
 
 import kerasnorm
 
@@ -253,7 +253,7 @@ def test_mixed_precision_policies_are_kept(adapter):
         assert inner.dtype_policy.name == layer.dtype_policy.name
 
 
-def test_constraint_states_are_ready_before_the_first_step(adapter):
+def test_constraint_states_exist_before_the_first_step_and_solve_exactly(adapter):
     model = zoo.with_constraints(adapter.keras)
     new = kerasnorm.apply_normalization(model, "sngan")
     chain = new.get_layer("conv").kernel_constraint
@@ -261,9 +261,13 @@ def test_constraint_states_are_ready_before_the_first_step(adapter):
     kernel = new.get_layer("conv").kernel
     ((variable, state),) = spectral._states.values()
     assert variable is kernel
+    # Created by the rewrite (so under its strategy), empty until first used.
+    assert not np.asarray(state).any()
+    projected = np.asarray(spectral.project(kernel, kernel))
     matrix = np.asarray(kernel).reshape(-1, kernel.shape[-1])
     top = np.linalg.svd(matrix)[2][0]
     np.testing.assert_allclose(abs(np.dot(np.asarray(state)[0], top)), 1.0, atol=1e-5)
+    assert top_singular_value(projected) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_a_nested_model_called_twice_stays_one_model(adapter):
