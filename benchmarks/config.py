@@ -95,11 +95,11 @@ QUICK = Config(
     warmup=2,
     op_shape=(16, 32, 32, 128),
     op_runs=10,
-    accuracy_steps=20,
+    accuracy_steps=12,
     trade_offs=("tol=3e-3 (default)", "tol=1e-3"),
     applications=("EfficientNetB0",),
     chain_lengths=(250, 500),
-    rewrite_runs=1,
+    rewrite_runs=3,
     memory_model="chain",
     memory_steps=20,
 )

@@ -41,8 +41,9 @@ def run(config: Config) -> Section:
         "rewrite_cost",
         "4. Rewrite cost",
         '`apply_normalization(model, "sngan", role="discriminator")` (a '
-        "`SpectralNorm` constraint on every kernel, its singular vectors "
-        "computed exactly) against `clone_model` followed by `set_weights`, on "
+        "`SpectralNorm` constraint on every kernel; its singular vectors are "
+        "solved exactly at the kernel's first use, not here) against "
+        "`clone_model` followed by `set_weights`, on "
         "`keras.applications` models (`weights=None`) and on chains of Dense "
         f"layers; medians of {config.rewrite_runs} interleaved runs. Time per "
         "layer must stay flat as the chain grows.",
