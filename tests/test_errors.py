@@ -79,9 +79,10 @@ def _model(k):
     return k.Model(x, y, name="net")
 
 
-def _sn(env, **options):
+def _sn(model, **options):
+    """SNGAN's rewrite of `model`, as a discriminator."""
     return kerasnorm.apply_normalization(
-        env.model, "sngan", role="discriminator", **options
+        model, "sngan", role="discriminator", **options
     )
 
 
@@ -157,7 +158,7 @@ def _other_tf_keras(env):
 
 def _compiled(env):
     env.model.compile(optimizer="sgd", loss="mse")
-    return _sn(env)
+    return _sn(env.model)
 
 
 def _unbuilt_wrapper(env):
@@ -267,7 +268,11 @@ CASES: dict[str, list[Case]] = {
         ),
     ],
     "Unknown mode": [
-        Case(KerasNormError, "Unknown mode 'wrap'", lambda env: _sn(env, mode="wrap")),
+        Case(
+            KerasNormError,
+            "Unknown mode 'wrap'",
+            lambda env: _sn(env.model, mode="wrap"),
+        ),
     ],
     "Which part is the generator?": [
         Case(
@@ -296,24 +301,34 @@ CASES: dict[str, list[Case]] = {
         Case(
             KerasNormError,
             r"takes no option \['n_iters'\]",
-            lambda env: _sn(env, n_iters=2),
+            lambda env: _sn(env.model, n_iters=2),
         ),
     ],
     "A spectral normalization option out of range": [
         Case(
-            KerasNormError, "`n_iter` must be an int", lambda env: _sn(env, n_iter=1.5)
+            KerasNormError,
+            "`n_iter` must be an int",
+            lambda env: _sn(env.model, n_iter=1.5),
         ),
         Case(
             KerasNormError,
             "`n_iter` must be at least 1",
-            lambda env: _sn(env, n_iter=0),
+            lambda env: _sn(env.model, n_iter=0),
         ),
-        Case(KerasNormError, "`tol` must be a number", lambda env: _sn(env, tol="low")),
-        Case(KerasNormError, "`tol` must be positive", lambda env: _sn(env, tol=0.0)),
+        Case(
+            KerasNormError,
+            "`tol` must be a number",
+            lambda env: _sn(env.model, tol="low"),
+        ),
+        Case(
+            KerasNormError,
+            "`tol` must be positive",
+            lambda env: _sn(env.model, tol=0.0),
+        ),
         Case(
             KerasNormError,
             r"`max_iter` \(2\) must be at least `n_iter` \(4\)",
-            lambda env: _sn(env, n_iter=4, max_iter=2),
+            lambda env: _sn(env.model, n_iter=4, max_iter=2),
         ),
     ],
     "A compiled model loses its optimizer state": [
@@ -324,7 +339,7 @@ CASES: dict[str, list[Case]] = {
         Case(
             KerasNormError,
             "Cannot clone layer 'custom'",
-            lambda env: _sn_of(_unclonable(env)),
+            lambda env: _sn(_unclonable(env)),
         ),
     ],
     "A clone with other weights than the original": [
@@ -332,7 +347,7 @@ CASES: dict[str, list[Case]] = {
             KerasNormError,
             r"Layer 'custom': its clone has weights \[\(192, 2\)\], the original "
             r"\[\(192, 5\)\]",
-            lambda env: _sn_of(_incomplete_config(env)),
+            lambda env: _sn(_incomplete_config(env)),
         ),
     ],
     # Layers and constraints
@@ -569,10 +584,6 @@ CASES: dict[str, list[Case]] = {
         ),
     ],
 }
-
-
-def _sn_of(model):
-    return kerasnorm.apply_normalization(model, "sngan", role="discriminator")
 
 
 def _catalogue_headings() -> list[str]:
