@@ -21,7 +21,11 @@ from kerasnorm.ops import layouts
 def test_matrix_shape(shape, layout, expected):
     assert layouts.matrix_shape(shape, layout) == expected
     kernel = tf.constant(np.random.normal(size=shape).astype("float32"))
-    assert tuple(layouts.kernel_matrix(kernel, layout).shape) == expected
+    matrix = layouts.kernel_matrix(kernel, layout)
+    assert tuple(matrix.shape) == expected
+    np.testing.assert_array_equal(
+        layouts.matrix_kernel(matrix, shape, layout).numpy(), kernel.numpy()
+    )
 
 
 def test_transpose_layout_puts_output_channels_in_the_columns():

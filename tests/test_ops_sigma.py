@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from kerasnorm.ops import layouts
 from kerasnorm.ops import sigma as ops
 
 
@@ -110,18 +111,51 @@ def test_right_estimate_is_at_least_the_tracked_sigma():
     np.testing.assert_allclose(np.linalg.norm(u.numpy()), 1.0, rtol=1e-6)
 
 
-def test_sigma_gradient_is_the_outer_product_of_u_and_v():
-    matrix = tf.constant(np.random.default_rng(7).normal(size=(6, 4)))
-    start = ops.initial_state(4, 2, tf.float64)
-    estimate = ops.track(matrix, start, n_iter=4, tol=None)
-    u, v = tf.stop_gradient(estimate.u), tf.stop_gradient(estimate.v)
-    with tf.GradientTape() as tape:
-        tape.watch(matrix)
-        value = ops.sigma_of(matrix, u, v)
-    np.testing.assert_allclose(
-        tape.gradient(value, matrix).numpy(), np.outer(u, v), rtol=1e-12
+@pytest.mark.parametrize(
+    "shape, layout",
+    [((6, 4), "dense"), ((3, 3, 5, 4), "transpose"), ((3, 3, 2, 3), "depthwise")],
+)
+def test_divide_by_sigma_has_the_gradient_of_w_over_u_m_v(shape, layout):
+    rng = np.random.default_rng(7)
+    kernel = tf.constant(rng.normal(size=shape))
+    upstream = tf.constant(rng.normal(size=shape))
+    matrix = layouts.kernel_matrix(kernel, layout)
+    estimate = ops.track(
+        matrix, ops.initial_state(matrix.shape[1], 2, tf.float64), 6, None
     )
-    np.testing.assert_allclose(float(value), _svd(matrix.numpy())[1][0], rtol=1e-10)
+    u, v = estimate.u, estimate.v
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(kernel)
+        # Autodiff of the definition, u and v constant.
+        sigma = tf.tensordot(
+            u, tf.linalg.matvec(layouts.kernel_matrix(kernel, layout), v), 1
+        )
+        reference = tf.reduce_sum(upstream * kernel / sigma)
+        divided = ops.divide_by_sigma(kernel, estimate.sigma, u, v, layout)
+        value = tf.reduce_sum(upstream * divided)
+    np.testing.assert_allclose(divided.numpy(), (kernel / sigma).numpy(), rtol=1e-10)
+    np.testing.assert_allclose(
+        tape.gradient(value, kernel).numpy(),
+        tape.gradient(reference, kernel).numpy(),
+        rtol=1e-9,
+        atol=1e-12,
+    )
+    np.testing.assert_allclose(
+        float(estimate.sigma), _svd(matrix.numpy())[1][0], rtol=1e-10
+    )
+
+
+def test_divide_by_sigma_leaves_a_zero_kernel_and_its_gradient():
+    kernel = tf.zeros((4, 3))
+    upstream = tf.ones((4, 3))
+    with tf.GradientTape() as tape:
+        tape.watch(kernel)
+        divided = ops.divide_by_sigma(
+            kernel, tf.constant(0.0), tf.zeros(4), tf.zeros(3)
+        )
+        value = tf.reduce_sum(upstream * divided)
+    np.testing.assert_array_equal(divided.numpy(), 0.0)
+    np.testing.assert_array_equal(tape.gradient(value, kernel).numpy(), 1.0)
 
 
 def test_track_runs_inside_tf_function():

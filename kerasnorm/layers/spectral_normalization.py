@@ -37,7 +37,13 @@ class SpectralNormalizationBase:
             `tol * sigma`; None runs exactly `n_iter` iterations.
             Defaults to `3e-3`.
         max_iter: Iterations per training call at most. Defaults to `6`.
-        block_size: Singular vectors tracked per kernel. Defaults to `2`.
+        block_size: Singular vectors tracked per kernel. Defaults to `4`,
+            twice the constraint's: the gradient through sigma holds the
+            tracked direction down while the others grow, so the top
+            singular values bunch up and a new top direction rises from
+            outside a block of two (measured on a DCGAN-64 discriminator,
+            100 Adam steps: median error in sigma 2e-3 with two vectors,
+            2e-4 with four, at the same step time).
         eps: A spectral norm at or below this counts as zero, and a zero
             kernel stays zero. Defaults to `1e-12`.
         **kwargs: Base layer keyword arguments, such as `name`.
@@ -63,7 +69,7 @@ class SpectralNormalizationBase:
         n_iter: int = 1,
         tol: float | None = 3e-3,
         max_iter: int = 6,
-        block_size: int = 2,
+        block_size: int = 4,
         eps: float = 1e-12,
         **kwargs,
     ):
@@ -205,26 +211,22 @@ class SpectralNormalizationBase:
         With `training`, the tracked vectors are first updated and saved;
         otherwise they are used as they are.
         """
-        eps = self.tracking.eps
         kernels = []
         for variable, layout, state in self._kernels:
             kernel = tf.cast(self._adapter.read_master(variable), tf.float32)
-            matrix = layouts.kernel_matrix(kernel, layout)
+            # The tracked vectors are constants to the gradient: a tape
+            # recording the iterations would store every loop step for nothing.
+            matrix = tf.stop_gradient(layouts.kernel_matrix(kernel, layout))
             if training:
-                # u and v are constants to the gradient: a tape recording the
-                # iterations would store every loop step for nothing.
-                estimate = self.tracking.step(
-                    tf.stop_gradient(matrix), tf.convert_to_tensor(state)
-                )
+                estimate = self.tracking.step(matrix, tf.convert_to_tensor(state))
                 state.assign(estimate.state)
-                u, v = estimate.u, estimate.v
+                sigma, u, v = estimate.sigma, estimate.u, estimate.v
             else:
-                u, v = self.tracking.current(matrix, tf.convert_to_tensor(state))
-            sigma = sigma_ops.sigma_of(matrix, tf.stop_gradient(u), tf.stop_gradient(v))
-            # A scalar factor: forward and backward each pass over the kernel
-            # once, where dividing it elementwise would pass several times.
-            scale = tf.where(sigma > eps, 1.0 / tf.maximum(sigma, eps), 1.0)
-            kernels.append(tf.cast(kernel * scale, variable.dtype))
+                sigma, u, v = self.tracking.current(matrix, tf.convert_to_tensor(state))
+            normalized = sigma_ops.divide_by_sigma(
+                kernel, sigma, u, v, layout, self.tracking.eps
+            )
+            kernels.append(tf.cast(normalized, variable.dtype))
         return kernels
 
     def get_config(self):

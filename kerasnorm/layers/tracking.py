@@ -110,18 +110,19 @@ class Tracking:
         )
 
     def current(self, matrix: tf.Tensor, state: tf.Tensor) -> tuple:
-        """`(u, v)` of the state as it is, for inference: no update.
+        """`(sigma, u, v)` of the state as it is, for inference: no update.
 
         An empty state is solved exactly (and not saved).
         """
 
         def from_state():
             v = state[0]
-            return sigma_ops.right_estimate(matrix, v, self.eps)[0], v
+            u, sigma = sigma_ops.right_estimate(matrix, v, self.eps)
+            return sigma, u, v
 
         def solved():
             estimate = self.solve(matrix)
-            return estimate.u, estimate.v
+            return estimate.sigma, estimate.u, estimate.v
 
         return tf.cond(_is_empty(state), solved, from_state)
 

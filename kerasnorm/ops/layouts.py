@@ -73,3 +73,24 @@ def kernel_matrix(kernel: tf.Tensor, layout: str = "dense") -> tf.Tensor:
         perm = [*list(range(rank - 2)), rank - 1, rank - 2]
         kernel = tf.transpose(kernel, perm)
     return tf.reshape(kernel, (rows, cols))
+
+
+def matrix_kernel(matrix: tf.Tensor, kernel_shape, layout: str = "dense") -> tf.Tensor:
+    """The kernel whose matrix view is `matrix`: the inverse of `kernel_matrix`.
+
+    Args:
+        matrix: A tensor of shape `matrix_shape(kernel_shape, layout)`.
+        kernel_shape: The shape of the kernel to return.
+        layout: As for `kernel_matrix`.
+
+    Returns:
+        A tensor of shape `kernel_shape`.
+    """
+    shape = [int(d) for d in kernel_shape]
+    check_layout(layout)
+    if layout != "transpose":
+        return tf.reshape(matrix, shape)
+    rank = len(shape)
+    perm = [*list(range(rank - 2)), rank - 1, rank - 2]
+    swapped = tf.reshape(matrix, [shape[axis] for axis in perm])
+    return tf.transpose(swapped, perm)
