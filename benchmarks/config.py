@@ -23,7 +23,7 @@ class Config:
         op_shape: The tensor the PixelNorm op is timed on.
         op_runs: Timed forward+backward runs of the op per variant.
         accuracy_steps: Training steps followed in the sigma accuracy section.
-        trade_offs: Labels of the constraint options on the trade-off curve
+        trade_offs: Labels of the kerasnorm options on the trade-off curve
             (keys of `benchmarks.sigma_accuracy.TRADE_OFFS`).
         applications: `keras.applications` models rewritten.
         chain_lengths: Lengths of the Dense chains rewritten.
@@ -61,7 +61,7 @@ FULL = Config(
     discriminator_widths=(64, 128, 256, 512),
     generator_widths=(256, 256, 128, 64, 32),
     latent=128,
-    steps=30,
+    steps=50,
     warmup=3,
     op_shape=(32, 64, 64, 128),
     op_runs=30,
@@ -73,6 +73,9 @@ FULL = Config(
         "tol=3e-3 (default)",
         "tol=1e-3",
         "tol=1e-4, max_iter=24",
+        "wrapper, block_size=2",
+        "wrapper, block_size=4 (default)",
+        "wrapper, tol=1e-3",
     ),
     applications=("ResNet50", "EfficientNetB0"),
     chain_lengths=(250, 500, 1000, 2000),

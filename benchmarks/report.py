@@ -191,7 +191,8 @@ def markdown(sections: list[Section], machine: dict, command: str) -> str:
         "kerasnorm against what you would use instead, each figure a ratio to a "
         "baseline timed in the same process: train steps run inside `tf.function`, "
         "the variants are timed round-robin (one step of each in turn, so machine "
-        "noise hits all alike), and each figure is a median after warm-up steps. "
+        "noise hits all alike), and each ratio is the median of the per-round "
+        "ratios after warm-up steps. "
         "Memory is measured in a fresh process per case.",
         "",
         "Regenerate this page with:",

@@ -59,9 +59,9 @@ def prepared_steps(flavor: str, config: Config, variants, options=None):
         flavor: The Keras.
         config: Sizes.
         variants: Variant names.
-        options: Variant name to `apply_normalization` SN options, for
-            variants named other than those in `VARIANTS`: these are kerasnorm
-            constraints with those options.
+        options: Variant name to `apply_normalization` SN options (with
+            `mode`, else the constraint), for variants named other than
+            those in `VARIANTS`.
 
     Returns:
         `(steps, failures)`: name to a no-argument callable, name to the
@@ -102,8 +102,9 @@ def run(config: Config) -> Section:
         f"{config.image_size}x{config.image_size}x3 images (Conv2D "
         f"{'-'.join(map(str, config.discriminator_widths))}, kernel 4, stride 2, "
         "LeakyReLU 0.2, Dense 1), normalized five ways; "
-        f"median of {config.steps} steps after {config.warmup} warm-up steps, "
-        "as a ratio to the unnormalized model. The seed constraint is the "
+        f"{config.steps} rounds after {config.warmup} warm-up steps; the ratio "
+        "to the unnormalized model is the median of the per-round ratios, the "
+        "step time a plain median. The seed constraint is the "
         "article kerasnorm started from, with its `call` renamed `__call__` so "
         "Keras applies it.",
     )
