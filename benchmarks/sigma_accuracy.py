@@ -30,9 +30,10 @@ TRADE_OFFS = {
     "tol=1e-4, max_iter=24": {"tol": 1e-4, "max_iter": 24},
     "wrapper, block_size=2": {"mode": "reparam", "block_size": 2},
     "wrapper, block_size=4 (default)": {"mode": "reparam"},
-    "wrapper, tol=1e-3": {"mode": "reparam", "tol": 1e-3},
+    "wrapper, tol=3e-4": {"mode": "reparam", "tol": 3e-4},
 }
-ACCURATE_OPTION = "tol=1e-3"
+# The accuracy options, held to max |sigma - 1| <= 1e-3 where measured.
+ACCURATE_OPTIONS = ("tol=1e-3", "wrapper, tol=3e-4")
 
 
 def spectral_norm(kernel) -> float:
@@ -218,8 +219,9 @@ def run(config: Config) -> Section:
             ],
         )
     )
-    accurate = curve[ACCURATE_OPTION]
     section.targets += [
-        Target(f"{ACCURATE_OPTION}: max |sigma-1| ({flavor})", accurate["max"], 1e-3),
+        Target(f"{label}: max |sigma-1| ({flavor})", curve[label]["max"], 1e-3)
+        for label in ACCURATE_OPTIONS
+        if label in curve
     ]
     return section
