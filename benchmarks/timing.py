@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import statistics
 import time
 from collections.abc import Callable
@@ -29,7 +30,10 @@ class Timing:
 
 
 def time_interleaved(
-    variants: dict[str, Callable[[], object]], runs: int, warmup: int = 2
+    variants: dict[str, Callable[[], object]],
+    runs: int,
+    warmup: int = 2,
+    collect_garbage: bool = False,
 ) -> dict[str, Timing]:
     """Times each callable `runs` times, one run of each in turn.
 
@@ -42,6 +46,11 @@ def time_interleaved(
         variants: Name to a callable doing one run.
         runs: Timed runs per variant.
         warmup: Untimed runs per variant before timing.
+        collect_garbage: Collect garbage before each run and keep the
+            collector off during it, as `timeit` does: for runs that build
+            thousands of Python objects, where a collection would otherwise
+            fall in whichever run crosses the threshold, and its cost grows
+            with everything the earlier runs left behind.
 
     Returns:
         Name to its `Timing`.
@@ -54,9 +63,16 @@ def time_interleaved(
     for round_index in range(runs):
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:
-            start = time.perf_counter()
-            variants[name]()
-            seconds[name].append(time.perf_counter() - start)
+            if collect_garbage:
+                gc.collect()
+                gc.disable()
+            try:
+                start = time.perf_counter()
+                variants[name]()
+                seconds[name].append(time.perf_counter() - start)
+            finally:
+                if collect_garbage:
+                    gc.enable()
     return {name: summarize(values) for name, values in seconds.items()}
 
 

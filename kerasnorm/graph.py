@@ -35,6 +35,7 @@ The graph's own attributes hold `model`, `adapter`, `ir` (the top
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import networkx as nx
@@ -177,9 +178,24 @@ def _activation_of(layer: Any, kernels) -> str | None:
             return _ACTIVATION_LAYERS[class_name]
     if not (kernels or "Activation" in classes):
         return None
-    activation = layer.get_config().get("activation")
+    activation = getattr(layer, "activation", None)
+    if _is_builtin_function(activation):
+        # Named as the config would name it, without building the config:
+        # get_config took a third of the graph's construction.
+        activation = activation.__name__
+    else:
+        activation = layer.get_config().get("activation")
     if isinstance(activation, dict):
         activation = activation.get("class_name", "custom")
     if activation in (None, "linear"):
         return None
     return str(activation)
+
+
+def _is_builtin_function(activation) -> bool:
+    """Whether `activation` is one of Keras's activation functions."""
+    module = getattr(activation, "__module__", None) or ""
+    return inspect.isfunction(activation) and module.split(".")[0] in (
+        "keras",
+        "tf_keras",
+    )
