@@ -24,7 +24,7 @@ class Config:
         op_runs: Timed forward+backward runs of the op per variant.
         accuracy_steps: Training steps followed in the sigma accuracy section.
         trade_offs: Labels of the kerasnorm options on the trade-off curve
-            (keys of `benchmarks.sigma_accuracy.TRADE_OFFS`).
+            (keys of `benchmarks.sigma_accuracy.TRADE_OFFS`); none, no curve.
         applications: `keras.applications` models rewritten.
         chain_lengths: Lengths of the Dense chains rewritten.
         rewrite_runs: Timed rewrites per model and variant.
@@ -98,11 +98,12 @@ QUICK = Config(
     warmup=2,
     op_shape=(16, 32, 32, 128),
     op_runs=10,
-    accuracy_steps=12,
-    trade_offs=("tol=3e-3 (default)", "tol=1e-3"),
-    applications=("EfficientNetB0",),
-    chain_lengths=(250, 500),
-    rewrite_runs=3,
+    accuracy_steps=10,
+    # The trade-off curve and the applications are left to the full run.
+    trade_offs=(),
+    applications=(),
+    chain_lengths=(100, 200),
+    rewrite_runs=2,
     memory_model="chain",
     memory_steps=20,
 )

@@ -192,6 +192,13 @@ def run(config: Config) -> Section:
             rows,
         )
     )
+    if config.trade_offs:
+        _trade_off(section, config)
+    return section
+
+
+def _trade_off(section: Section, config: Config) -> None:
+    """Adds the trade-off curve of kerasnorm's options to `section`."""
     flavor = config.flavors[0]
     chosen = {label: TRADE_OFFS[label] for label in config.trade_offs}
     curve = {}
@@ -224,4 +231,3 @@ def run(config: Config) -> Section:
         for label in ACCURATE_OPTIONS
         if label in curve
     ]
-    return section
