@@ -20,11 +20,11 @@ class SpectralNormalizationBase:
     knowing how sigma will move. The raw kernel is never overwritten.
 
     Each kernel's top singular vectors are a non-trainable weight of the
-    wrapper, computed exactly when the wrapper is built and saved with the
-    model. A call with `training=True` updates them with a few iterations of
-    block Lanczos (as `SpectralNorm` does; see `kerasnorm.ops.sigma`); any
-    other call uses them as they are, so inference is deterministic and
-    changes no variable.
+    wrapper, saved with the model. They start empty and are solved exactly
+    at the first call. A call with `training=True` updates them with a few
+    iterations of block Lanczos (as `SpectralNorm` does; see
+    `kerasnorm.ops.sigma`); any other call uses them as they are, so
+    inference is deterministic and changes no variable.
 
     Kernels of Dense, Conv1D/2D/3D, Conv1D/2D/3DTranspose, DepthwiseConv1D/2D,
     SeparableConv1D/2D (both kernels) and Embedding are supported, each in
