@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-import kerasnorm
 from benchmarks import models, training
 from benchmarks.config import Config
 from benchmarks.report import Section, Table, Target
-from benchmarks.sn_cost import build_variant, prepared_steps
+from benchmarks.sn_cost import build_variant, normalized_discriminator, prepared_steps
 from benchmarks.timing import ratios, time_interleaved
 
 METHODS = {
@@ -110,15 +109,6 @@ def _summary(errors: np.ndarray) -> dict:
     }
 
 
-def _kerasnorm_model(flavor: str, config: Config, options: dict):
-    plain = models.dcgan_discriminator(
-        flavor, config.image_size, config.discriminator_widths
-    )
-    return kerasnorm.apply_normalization(
-        plain, "sngan", role="discriminator", **options
-    )
-
-
 def run(config: Config) -> Section:
     section = Section(
         "sigma_accuracy",
@@ -204,7 +194,7 @@ def _trade_off(section: Section, config: Config) -> None:
     curve = {}
     for label, options in chosen.items():
         errors = errors_over_training(
-            _kerasnorm_model(flavor, config, options),
+            normalized_discriminator(flavor, config, **options),
             flavor,
             options.get("mode", "constraint"),
             config,

@@ -36,11 +36,18 @@ def build_variant(variant: str, flavor: str, config: Config):
         return models.dcgan_discriminator(
             **build, kernel_constraint=lambda: models.seed_spectral_norm(flavor)
         )
-    plain = models.dcgan_discriminator(**build)
     if variant == "none":
-        return plain
+        return models.dcgan_discriminator(**build)
+    return normalized_discriminator(flavor, config, mode=variant)
+
+
+def normalized_discriminator(flavor: str, config: Config, **options):
+    """The discriminator with kerasnorm's SNGAN normalization and `options`."""
+    plain = models.dcgan_discriminator(
+        flavor, config.image_size, config.discriminator_widths
+    )
     return kerasnorm.apply_normalization(
-        plain, "sngan", role="discriminator", mode=variant
+        plain, "sngan", role="discriminator", **options
     )
 
 
@@ -72,14 +79,7 @@ def prepared_steps(flavor: str, config: Config, variants, options=None):
     for variant in variants:
         try:
             if options and variant in options:
-                model = kerasnorm.apply_normalization(
-                    models.dcgan_discriminator(
-                        flavor, config.image_size, config.discriminator_widths
-                    ),
-                    "sngan",
-                    role="discriminator",
-                    **options[variant],
-                )
+                model = normalized_discriminator(flavor, config, **options[variant])
             else:
                 model = build_variant(variant, flavor, config)
             run = training.blocking(

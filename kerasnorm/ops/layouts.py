@@ -69,9 +69,7 @@ def kernel_matrix(kernel: tf.Tensor, layout: str = "dense") -> tf.Tensor:
     """
     rows, cols = matrix_shape(kernel.shape, layout)
     if layout == "transpose":
-        rank = len(kernel.shape)
-        perm = [*list(range(rank - 2)), rank - 1, rank - 2]
-        kernel = tf.transpose(kernel, perm)
+        kernel = tf.transpose(kernel, _last_two_swapped(len(kernel.shape)))
     return tf.reshape(kernel, (rows, cols))
 
 
@@ -90,7 +88,11 @@ def matrix_kernel(matrix: tf.Tensor, kernel_shape, layout: str = "dense") -> tf.
     check_layout(layout)
     if layout != "transpose":
         return tf.reshape(matrix, shape)
-    rank = len(shape)
-    perm = [*list(range(rank - 2)), rank - 1, rank - 2]
+    perm = _last_two_swapped(len(shape))
     swapped = tf.reshape(matrix, [shape[axis] for axis in perm])
     return tf.transpose(swapped, perm)
+
+
+def _last_two_swapped(rank: int) -> list[int]:
+    """The axis permutation swapping a transposed kernel's out and in axes."""
+    return [*range(rank - 2), rank - 1, rank - 2]
