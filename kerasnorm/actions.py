@@ -27,6 +27,7 @@ import networkx as nx
 
 from kerasnorm.adapters import ADAPTERS
 from kerasnorm.errors import KerasNormTypeError, KerasNormValueError
+from kerasnorm.layers.kernels import constrained_by
 from kerasnorm.layers.tracking import TRACKING_OPTIONS, Tracking
 
 MODES = ("constraint", "reparam")
@@ -100,12 +101,31 @@ class _SpectralAction(Action):
             return "no kernel to normalize"
         if data["wrapped"]:
             return "already wrapped in SpectralNormalization"
-        layer = data["op"]
-        if all(
-            is_spectral(getattr(layer, slot.constraint_key, None))
-            for slot in data["kernels"]
-        ):
+        if all(is_spectral(constrained_by(k)) for k in data["kernels"]):
             return "already has a SpectralNorm constraint"
+        return None
+
+    def split(self, graph: nx.DiGraph, node: str) -> tuple[list, list]:
+        """The layer's kernels this action normalizes, and those it cannot.
+
+        Returns:
+            `(targets, blocked)`: the `Kernel`s to normalize, and
+            `(Kernel, reason)` for each kernel left as it is because it
+            cannot be normalized this way. Kernels normalized already are
+            in neither.
+        """
+        targets, blocked = [], []
+        for kernel in graph.nodes[node]["kernels"]:
+            if is_spectral(constrained_by(kernel)):
+                continue
+            reason = kernel.problem or self._blocked_reason(graph, node, kernel)
+            if reason is None:
+                targets.append(kernel)
+            else:
+                blocked.append((kernel, reason))
+        return targets, blocked
+
+    def _blocked_reason(self, graph, node, kernel) -> str | None:
         return None
 
     def get_config(self):
@@ -115,8 +135,15 @@ class _SpectralAction(Action):
 class ConstrainKernel(_SpectralAction):
     """Attaches a `SpectralNorm` constraint to every kernel of the layer.
 
-    A kernel that already has a constraint keeps it: the two are chained in
-    a `ConstraintChain`, the existing one first.
+    The constraint goes into the layer's config, under the constructor
+    argument that reaches each kernel (`kernel_constraint`,
+    `recurrent_constraint`, `depthwise_constraint`..., inside a
+    `Bidirectional`'s or `TimeDistributed`'s wrapped layer too), so it is
+    saved with the model. A kernel no argument reaches (one a custom layer
+    makes itself) cannot be constrained: the plan lists it as skipped, and
+    `mode="reparam"` normalizes it. A kernel that already has a constraint
+    keeps it: the two are chained in a `ConstraintChain`, the existing one
+    first.
 
     Args:
         **options: `SpectralNorm` options (`n_iter`, `tol`, `max_iter`,
@@ -124,20 +151,53 @@ class ConstrainKernel(_SpectralAction):
             layer type.
     """
 
-    def describe(self, graph, node):
-        layer = graph.nodes[node]["op"]
+    def _blocked_reason(self, graph, node, kernel):
+        if kernel.constraint_key is not None:
+            return None
+        return (
+            "no constraint argument of the layer reaches it (the layer makes it "
+            "itself); use mode='reparam', or give the layer a constraint "
+            "argument it passes to this weight"
+        )
+
+    def split(self, graph, node):
+        targets, blocked = super().split(graph, node)
+        # One constraint argument serving kernels of several layouts needs
+        # their creators' names to tell them apart.
+        groups = constraint_groups(targets)
+        for kernels in groups.values():
+            owners = {}
+            for kernel in kernels:
+                owners.setdefault(kernel.owner, set()).add(kernel.layout)
+            if any(len(found) > 1 for found in owners.values()):
+                reason = (
+                    "one constraint argument reaches kernels of different layouts "
+                    "made by layers of the same name; use mode='reparam'"
+                )
+                blocked.extend((kernel, reason) for kernel in kernels)
+                targets = [k for k in targets if k not in kernels]
+        return targets, blocked
+
+    def describe(self, graph, node, kernels=None):
+        kernels = graph.nodes[node]["kernels"] if kernels is None else kernels
         parts = []
-        for slot in graph.nodes[node]["kernels"]:
-            existing = getattr(layer, slot.constraint_key, None)
-            text = f"SpectralNorm on {slot.attributes[0]}"
+        for kernel in kernels:
+            existing = constrained_by(kernel)
+            text = f"SpectralNorm on {kernel.path}"
             if existing is not None:
                 text += f" (after existing {type(existing).__name__})"
+            if kernel.assumed_layout:
+                text += " (read as (..., in, out))"
             parts.append(text)
         return "; ".join(parts)
 
-    def constraint_for(self, adapter, slot, existing):
-        """The constraint the rewritten layer gets for kernel `slot`."""
-        spectral = adapter.SpectralNorm(layout=slot.layout, **self.options)
+    def constraint_for(self, adapter, kernels, existing):
+        """The constraint the rewritten layer gets for `kernels`, one config key's."""
+        layouts = {kernel.owner: kernel.layout for kernel in kernels}
+        layout = next(iter(layouts.values()))
+        if len(set(layouts.values())) > 1:
+            layout = layouts
+        spectral = adapter.SpectralNorm(layout=layout, **self.options)
         if existing is None:
             return spectral
         return adapter.ConstraintChain([existing, spectral])
@@ -146,6 +206,10 @@ class ConstrainKernel(_SpectralAction):
 class WrapSpectral(_SpectralAction):
     """Wraps the layer in `SpectralNormalization` (the reparametrization).
 
+    Every kernel of the layer is normalized, composite and custom layers'
+    too (see `SpectralNormalization`); a layer with a kernel that cannot be
+    (see `kerasnorm.layers.kernels.Kernel.problem`) is left as it is.
+
     Args:
         **options: `SpectralNormalization` options (`n_iter`, `tol`,
             `max_iter`, `block_size`, `eps`).
@@ -153,8 +217,34 @@ class WrapSpectral(_SpectralAction):
 
     allowed_options = frozenset(TRACKING_OPTIONS)
 
-    def describe(self, graph, node):
-        return "wrap in SpectralNormalization"
+    def split(self, graph, node):
+        targets, blocked = super().split(graph, node)
+        if blocked:
+            # The wrapper normalizes all of a layer's kernels or none.
+            reason = "the wrapper normalizes all of a layer's kernels, and " + (
+                "; ".join(f"{k.path} cannot be: {why}" for k, why in blocked)
+            )
+            blocked = [(kernel, reason) for kernel in targets] + blocked
+            targets = []
+        return targets, blocked
+
+    def describe(self, graph, node, kernels=None):
+        kernels = graph.nodes[node]["kernels"] if kernels is None else kernels
+        assumed = [k.path for k in kernels if k.assumed_layout]
+        text = "wrap in SpectralNormalization"
+        if len(kernels) > 1 or assumed:
+            text += f" ({', '.join(k.path for k in kernels)})"
+        if assumed:
+            text += f"; {', '.join(assumed)} read as (..., in, out)"
+        return text
+
+
+def constraint_groups(kernels) -> dict[tuple, list]:
+    """Kernels by the config key of the constraint argument that reaches them."""
+    groups: dict[tuple, list] = {}
+    for kernel in kernels:
+        groups.setdefault(kernel.constraint_key, []).append(kernel)
+    return groups
 
 
 class SpectralNormalize(Action):

@@ -48,7 +48,9 @@ def apply_normalization(
         rules: More `Rule`s, applied after the policy's.
         mode: `"constraint"` attaches `SpectralNorm` kernel constraints;
             `"reparam"` wraps layers in `SpectralNormalization`.
-        strict: Raise if a rule matches nothing.
+        strict: Raise if a rule matches nothing, or chooses a kernel it
+            cannot normalize; without it such kernels are listed as skipped
+            in the plan (`verbose=True` prints it).
         verbose: Print the plan.
         **sn_options: Options for the spectral normalization the policy
             adds: `n_iter`, `tol`, `max_iter`, `block_size`, `eps`, and in constraint
@@ -61,7 +63,8 @@ def apply_normalization(
         KerasNormTypeError: If `model` is not a functional or Sequential
             Keras model, or a layer cannot be cloned from its config.
         KerasNormValueError: For an unknown policy, role or mode, an
-            undecidable role, or a rule matching nothing under `strict`.
+            undecidable role, or, under `strict`, a rule matching nothing or
+            a kernel that cannot be normalized.
 
     Example:
 

@@ -23,7 +23,7 @@ import tensorflow as tf
 from kerasnorm.actions import is_spectral
 from kerasnorm.adapters import ADAPTERS, active_adapter, adapter_for
 from kerasnorm.errors import KerasNormTypeError
-from kerasnorm.layers.kernels import kernel_slots
+from kerasnorm.layers.kernels import constrained_by, find_kernels
 from kerasnorm.layers.tracking import check_int
 from kerasnorm.ops import layouts
 
@@ -52,8 +52,9 @@ def normalized_sigmas(model) -> dict[str, float]:
     Returns:
         Sigma by layer path: the layer's name, after the names of the nested
         models holding it (`"discriminator/conv1"`), and, for layers with
-        two kernels (separable convolutions), the kernel's attribute
-        (`"sep/depthwise_kernel"`).
+        several normalized kernels, the kernel's path in the layer
+        (`"sep/depthwise_kernel"`, `"lstm/lstm_cell/recurrent_kernel"`,
+        `"attention/query/kernel"`).
 
     Example:
 
@@ -65,23 +66,20 @@ def normalized_sigmas(model) -> dict[str, float]:
     adapter = adapter_for(model)
     sigmas = {}
     for path, layer in _layers(model, adapter, prefix="", seen=set()):
-        wrapped = isinstance(layer, adapter.SpectralNormalization)
-        inner = layer.layer if wrapped else layer
-        slots = kernel_slots(inner, adapter.layers)
-        if not slots or not layer.built:
+        if not layer.built:
             continue
-        if wrapped:
+        if isinstance(layer, adapter.SpectralNormalization):
             effective = layer.effective_kernels()
-            kernels = {slot: effective[slot.attributes[0]] for slot in slots}
+            found = {kernel: effective[kernel.path] for kernel in layer.kernels()}
         else:
-            kernels = {
-                slot: adapter.read_master(slot.variable(layer))
-                for slot in slots
-                if is_spectral(getattr(layer, slot.constraint_key, None))
+            found = {
+                kernel: adapter.read_master(kernel.variable)
+                for kernel in find_kernels(layer, adapter)
+                if is_spectral(constrained_by(kernel))
             }
-        for slot, kernel in kernels.items():
-            key = path if len(slots) == 1 else f"{path}/{slot.attributes[0]}"
-            sigmas[key] = _sigma(kernel, slot.layout)
+        for kernel, value in found.items():
+            key = path if len(found) == 1 else f"{path}/{kernel.path}"
+            sigmas[key] = _sigma(value, kernel.layout)
     return sigmas
 
 

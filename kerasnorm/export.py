@@ -5,7 +5,7 @@ from __future__ import annotations
 from kerasnorm.actions import is_spectral
 from kerasnorm.adapters import adapter_for
 from kerasnorm.errors import KerasNormTypeError
-from kerasnorm.layers.kernels import kernel_slots
+from kerasnorm.layers.kernels import constrained_by, find_kernels, set_config_value
 
 
 def fold(model):
@@ -84,10 +84,15 @@ def _fold_layer(layer, adapter, copies: dict):
 def _plain_copy(layer, adapter, name: str):
     """A built copy of `layer`, weights included, without SN constraints."""
     config = {**layer.get_config(), "name": name}
-    for slot in kernel_slots(layer, adapter.layers):
-        constraint = getattr(layer, slot.constraint_key, None)
-        if is_spectral(constraint):
-            config[slot.constraint_key] = _without_spectral(constraint, adapter)
+    serialize = adapter.keras.constraints.serialize
+    for kernel in find_kernels(layer, adapter):
+        constraint = constrained_by(kernel)
+        if kernel.constraint_key is not None and is_spectral(constraint):
+            kept = _without_spectral(constraint, adapter)
+            key = kernel.constraint_key
+            if len(key) > 1 and kept is not None:
+                kept = serialize(kept)
+            set_config_value(config, key, kept)
     copy = type(layer).from_config(config)
     build_config = layer.get_build_config()
     if build_config is not None:

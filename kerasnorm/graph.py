@@ -20,7 +20,7 @@ layer `dense`. Each node carries plain attributes:
 | `is_output`      | produces an output of the model at `scope`                  |
 | `outputs`        | `TensorInfo` (shape, dtype) of each output                  |
 | `activation`     | name of the node's non-linearity, `None` if it has none     |
-| `kernels`        | `KernelSlot`s of the kernels SN can normalize               |
+| `kernels`        | every `Kernel` of the layer (`kerasnorm.layers.kernels`)    |
 | `role`           | `"generator"`, `"discriminator"` or `None`                  |
 | `reaches_output` | an output of the node's role region is reached without     |
 |                  | passing another kernel layer (see `kerasnorm.roles`)        |
@@ -44,7 +44,7 @@ import tensorflow as tf
 from kerasnorm import roles as roles_lib
 from kerasnorm.adapters import adapter_for
 from kerasnorm.ir import ModelIR, Ref, read_model
-from kerasnorm.layers.kernels import kernel_slots
+from kerasnorm.layers.kernels import find_kernels
 
 _ACTIVATION_LAYERS = {
     "ReLU": "relu",
@@ -148,7 +148,7 @@ def _add_node(graph, gid: str, node, ir: ModelIR, scope) -> None:
     # A layer already wrapped by kerasnorm is seen as the layer it wraps.
     wrapped = isinstance(node.op, adapter.SpectralNormalization)
     layer = node.op.layer if wrapped else node.op
-    kernels = () if node.is_input else kernel_slots(layer, adapter.layers)
+    kernels = () if node.is_input else find_kernels(layer, adapter)
     graph.add_node(
         gid,
         op=node.op,

@@ -11,6 +11,7 @@ claims are listed as skipped, with the reason.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import pathlib
 from collections import Counter
@@ -19,9 +20,16 @@ from collections.abc import Sequence
 import networkx as nx
 
 from kerasnorm import plotting
-from kerasnorm.actions import Action, SpectralNormalize
+from kerasnorm.actions import (
+    Action,
+    ConstrainKernel,
+    SpectralNormalize,
+    WrapSpectral,
+    is_spectral,
+)
 from kerasnorm.errors import KerasNormTypeError, KerasNormValueError
 from kerasnorm.graph import to_graph
+from kerasnorm.layers.kernels import Kernel, constrained_by
 from kerasnorm.policies import get_policy
 from kerasnorm.roles import check_role
 from kerasnorm.rules import Rule
@@ -38,6 +46,12 @@ class Edit:
         rule: The name of the rule that chose it.
         detail: What exactly changes, in words.
         skipped: Why the change is not made, or None if it is.
+        kernels: For spectral normalization, the paths (see
+            `kerasnorm.layers.kernels.Kernel`) of the layer's kernels it
+            normalizes, or, when skipped, leaves alone.
+        blocked: Whether the change was skipped because it cannot be made
+            (rather than because it was made already): `strict=True`
+            raises for these.
     """
 
     node: str
@@ -46,6 +60,30 @@ class Edit:
     rule: str
     detail: str
     skipped: str | None = None
+    kernels: tuple[str, ...] = ()
+    blocked: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelStatus:
+    """What a plan does with one kernel of the model.
+
+    Attributes:
+        node: The graph node of the layer's first call.
+        layer: The layer's name.
+        kernel: The `kerasnorm.layers.kernels.Kernel`.
+        status: `"normalized"` (this plan normalizes it), `"already
+            normalized"` (it has a SpectralNorm constraint or wrapper),
+            `"skipped"` (a rule chose it but it cannot be normalized; see
+            `reason`) or `"not selected"` (no rule chose it).
+        reason: The rule, or why the kernel is left as it is.
+    """
+
+    node: str
+    layer: str
+    kernel: Kernel
+    status: str
+    reason: str
 
 
 class Plan:
@@ -70,6 +108,40 @@ class Plan:
     def changes(self) -> list[Edit]:
         """The edits that are made."""
         return [edit for edit in self.edits if edit.skipped is None]
+
+    def kernels(self) -> list[KernelStatus]:
+        """Every kernel of the model, each once, with what the plan does to it.
+
+        Every trainable kernel of every layer (see
+        `kerasnorm.layers.kernels`) is listed, at any depth of nesting, so
+        none is passed over in silence.
+        """
+        done: dict[tuple[int, str], tuple[str, str]] = {}
+        for edit in self.edits:
+            op = self.graph.nodes[edit.node]["op"]
+            for path in edit.kernels:
+                if edit.skipped is None:
+                    done[id(op), path] = ("normalized", f"rule {edit.rule!r}")
+                elif edit.blocked:
+                    done.setdefault((id(op), path), ("skipped", edit.skipped))
+        statuses, seen = [], set()
+        for node in nx.topological_sort(self.graph):
+            data = self.graph.nodes[node]
+            if id(data["op"]) in seen:
+                continue
+            seen.add(id(data["op"]))
+            for kernel in data["kernels"]:
+                status, reason = done.get((id(data["op"]), kernel.path), (None, None))
+                if status is None:
+                    if data["wrapped"] or is_spectral(constrained_by(kernel)):
+                        status, reason = "already normalized", "before this plan"
+                    else:
+                        role = data["role"] or "no role"
+                        status, reason = "not selected", f"no rule chose it ({role})"
+                statuses.append(
+                    KernelStatus(node, data["layer_name"], kernel, status, reason)
+                )
+        return statuses
 
     def totals(self) -> Counter:
         """How many changes of each action type."""
@@ -104,6 +176,19 @@ class Plan:
         out.append(
             f"{len(self.changes)} changes ({totals or 'none'}), {skipped} skipped"
         )
+        kernels = Counter(status.status for status in self.kernels())
+        if kernels:
+            counts = ", ".join(
+                f"{kernels[name]} {name}"
+                for name in (
+                    "normalized",
+                    "already normalized",
+                    "skipped",
+                    "not selected",
+                )
+                if kernels[name]
+            )
+            out.append(f"kernels: {counts}")
         return "\n".join(out)
 
     def __repr__(self) -> str:
@@ -161,7 +246,8 @@ def plan(
         rules: More rules, applied after the policy's.
         mode: `"constraint"` (SpectralNorm kernel constraints) or
             `"reparam"` (SpectralNormalization wrappers).
-        strict: Raise if a rule matches no node.
+        strict: Raise if a rule matches no node, or chooses a kernel it
+            cannot normalize (see `Plan.kernels`).
         **sn_options: Options for every spectral normalization the policy
             adds (`n_iter`, `tol`, `max_iter`, `block_size`, `eps`; in constraint mode
             also `sigma`, `clip`).
@@ -173,8 +259,8 @@ def plan(
         KerasNormTypeError: If `model` is not a functional or Sequential
             Keras model, or `rules` holds something else than rules.
         KerasNormValueError: For an unknown policy, role or mode, a rule
-            that matches nothing under `strict`, or a model whose role
-            cannot be decided.
+            that matches nothing or a kernel that cannot be normalized
+            under `strict`, or a model whose role cannot be decided.
     """
     check_role(role)
     all_rules = list(get_policy(policy))
@@ -202,6 +288,8 @@ def plan(
             )
         for node in matched:
             edits.extend(_edit(graph, node, rule, action, claimed))
+    if strict:
+        _check_nothing_blocked(edits, model)
     return Plan(graph, edits, mode)
 
 
@@ -211,25 +299,64 @@ def _edit(graph, node, rule, action, claimed) -> list[Edit]:
         key = ("layer", id(data["op"]))
     else:
         key = ("call", id(data["ir"]), data["ir_node"], getattr(action, "position", ""))
+    edit = functools.partial(
+        Edit, node=node, layer=data["layer_name"], action=action, rule=rule.name
+    )
+    every_kernel = tuple(k.path for k in data["kernels"]) if action.per_layer else ()
     if key in claimed:
         if claimed[key] == rule.name:
             # The same layer through another of its calls, or the same call
             # through another call of the model that holds it.
             return []
         reason = f"already changed by rule {claimed[key]!r}"
-    else:
-        reason = action.skip_reason(graph, node)
-        claimed[key] = rule.name
-    return [
-        Edit(
-            node=node,
-            layer=data["layer_name"],
-            action=action,
-            rule=rule.name,
-            detail=action.describe(graph, node),
-            skipped=reason,
+        return [edit(detail=action.describe(graph, node), skipped=reason)]
+    claimed[key] = rule.name
+    reason = action.skip_reason(graph, node)
+    if reason is not None or not isinstance(action, (ConstrainKernel, WrapSpectral)):
+        return [
+            edit(
+                detail=action.describe(graph, node),
+                skipped=reason,
+                kernels=every_kernel,
+            )
+        ]
+    targets, blocked = action.split(graph, node)
+    edits = []
+    if targets:
+        edits.append(
+            edit(
+                detail=action.describe(graph, node, targets),
+                kernels=tuple(k.path for k in targets),
+            )
         )
-    ]
+    if blocked:
+        reasons = dict.fromkeys(
+            reason if len(blocked) == 1 else f"{kernel.path}: {reason}"
+            for kernel, reason in blocked
+        )
+        edits.append(
+            edit(
+                detail=action.describe(graph, node, [k for k, _ in blocked]),
+                skipped="; ".join(reasons),
+                kernels=tuple(k.path for k, _ in blocked),
+                blocked=True,
+            )
+        )
+    return edits
+
+
+def _check_nothing_blocked(edits: list[Edit], model) -> None:
+    """Raises if a rule chose kernels it cannot normalize (`strict=True`)."""
+    blocked = [edit for edit in edits if edit.blocked]
+    if blocked:
+        listed = "; ".join(
+            f"{edit.node} ({', '.join(edit.kernels)}): {edit.skipped}"
+            for edit in blocked
+        )
+        raise KerasNormValueError(
+            f"Model {model.name!r} has kernels its rules chose but cannot normalize "
+            f"(strict=True): {listed}."
+        )
 
 
 def _check_roles_decided(graph: nx.DiGraph) -> None:

@@ -20,10 +20,20 @@ import dataclasses
 
 import tensorflow as tf
 
-from kerasnorm.actions import ConstrainKernel, WrapSpectral
+from kerasnorm.actions import (
+    ConstrainKernel,
+    WrapSpectral,
+    constraint_groups,
+    is_spectral,
+)
 from kerasnorm.errors import KerasNormTypeError, KerasNormValueError
 from kerasnorm.ir import ModelIR, Node, Ref, map_refs
-from kerasnorm.layers.kernels import kernel_slots
+from kerasnorm.layers.kernels import (
+    config_value,
+    constrained_by,
+    find_kernels,
+    set_config_value,
+)
 from kerasnorm.plan import Plan
 
 
@@ -50,7 +60,8 @@ class _Rewriter:
         for edit in plan.changes:
             data = graph.nodes[edit.node]
             if edit.action.per_layer:
-                self.layer_edits[id(data["op"])] = (edit.action, data)
+                kernels = [k for k in data["kernels"] if k.path in edit.kernels]
+                self.layer_edits[id(data["op"])] = (edit.action, kernels)
             else:
                 key = (id(data["ir"]), data["ir_node"])
                 self.insertions.setdefault(key, []).append((edit.action, edit.node))
@@ -64,8 +75,34 @@ class _Rewriter:
         model = self._build(self.top)
         for original, clone in self.pairs:
             _copy_weights(original, clone)
+            self._check_constrained(original, clone)
             self._prepare_spectral_state(clone)
         return model
+
+    def _check_constrained(self, original, clone) -> None:
+        """Raises unless every kernel the plan constrains got its constraint.
+
+        A constraint reaches a kernel through the layer's config; a custom
+        layer may take the argument and still not pass it to the weight.
+        """
+        action, planned = self.layer_edits.get(id(original), (None, ()))
+        if not isinstance(action, ConstrainKernel):
+            return
+        got = {
+            kernel.path: is_spectral(constrained_by(kernel))
+            for kernel in find_kernels(clone, self.adapter)
+        }
+        missing = [kernel for kernel in planned if not got.get(kernel.path)]
+        if missing:
+            kernel = missing[0]
+            where = ".".join(map(str, kernel.constraint_key))
+            raise KerasNormValueError(
+                f"Layer {original.name!r} ({type(original).__name__}) took a "
+                f"SpectralNorm in its config at {where!r}, but its kernel "
+                f"{kernel.path!r} did not get it: the layer does "
+                "not pass that argument to the weight. Pass it to add_weight("
+                "constraint=...), or use mode='reparam'."
+            )
 
     def _prepare_spectral_state(self, clone) -> None:
         """Creates the constraints' states now, under the strategy in scope.
@@ -73,10 +110,10 @@ class _Rewriter:
         States start empty and are solved exactly at their first use.
         """
         ours = (self.adapter.SpectralNorm, self.adapter.ConstraintChain)
-        for slot in kernel_slots(clone, self.adapter.layers):
-            constraint = getattr(clone, slot.constraint_key, None)
+        for kernel in find_kernels(clone, self.adapter):
+            constraint = constrained_by(kernel)
             if isinstance(constraint, ours):
-                constraint.build(slot.variable(clone))
+                constraint.build(kernel.variable)
 
     def _build(self, ir: ModelIR):
         if id(ir.model) in self.models:
@@ -160,17 +197,23 @@ class _Rewriter:
         return clone
 
     def _clone(self, op):
-        action, data = self.layer_edits.get(id(op), (None, None))
+        action, kernels = self.layer_edits.get(id(op), (None, ()))
         config = op.get_config()
         if isinstance(action, ConstrainKernel):
-            for slot in data["kernels"]:
-                existing = getattr(op, slot.constraint_key, None)
-                if existing is not None:
-                    existing = self.adapter.keras.constraints.get(
-                        self.adapter.keras.constraints.serialize(existing)
-                    )
-                config[slot.constraint_key] = action.constraint_for(
-                    self.adapter, slot, existing
+            constraints = self.adapter.keras.constraints
+            for key, group in constraint_groups(kernels).items():
+                existing = config_value(config, key)
+                if existing is not None and not isinstance(existing, dict):
+                    existing = constraints.serialize(existing)
+                # A fresh copy of the user's constraint, chained before SN.
+                existing = None if existing is None else constraints.get(existing)
+                constraint = action.constraint_for(self.adapter, group, existing)
+                # Nested layer configs are deserialized by Keras: give them
+                # the constraint's config, not the object.
+                set_config_value(
+                    config,
+                    key,
+                    constraint if len(key) == 1 else constraints.serialize(constraint),
                 )
         try:
             clone = self.adapter.clone_layer(op, config)
@@ -183,6 +226,12 @@ class _Rewriter:
                 "out of the model you rewrite."
             ) from error
         if isinstance(action, WrapSpectral):
+            # The wrapper finds the kernels of a built layer; a layer with
+            # several inputs (MultiHeadAttention) cannot be built from the
+            # first input's shape, which is all the wrapper is given.
+            build_config = op.get_build_config()
+            if build_config is not None and not clone.built:
+                clone.build_from_config(build_config)
             # The wrapper computes as the layer it wraps (mixed precision).
             clone = self.adapter.SpectralNormalization(
                 clone, name=op.name, dtype=op.dtype_policy, **action.options

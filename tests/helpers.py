@@ -16,6 +16,21 @@ def top_singular_value(kernel: np.ndarray, layout: str = "dense") -> float:
     return float(np.linalg.svd(matrix, compute_uv=False)[0])
 
 
+def is_kernel_weight(weight) -> bool:
+    """Whether a trainable weight multiplies inputs, by a rule of its own.
+
+    Rank 2 or more, and not named as the weights that shift or scale
+    activations are (biases, normalization gammas and betas, PReLU alphas).
+    """
+    name = weight.name.rsplit("/", 1)[-1].split(":")[0]
+    return len(weight.shape) >= 2 and name not in {"bias", "gamma", "beta", "alpha"}
+
+
+def kernel_weights(layer) -> list:
+    """The trainable weights of `layer` (its sublayers' included) that are kernels."""
+    return [w for w in layer.trainable_weights if is_kernel_weight(w)]
+
+
 def pixel_norm_reference(x: np.ndarray, axis: int = -1, epsilon: float = 1e-8):
     x = np.asarray(x, dtype=np.float64)
     return x / np.sqrt(np.mean(x**2, axis=axis, keepdims=True) + epsilon)

@@ -52,7 +52,9 @@ def test_plan_prints_a_table_with_totals(adapter):
     assert any(
         line.startswith("dense_act") and "progan: activation" in line for line in lines
     )
-    assert lines[-1] == "4 changes (4 InsertPixelNorm), 0 skipped"
+    assert lines[-2] == "4 changes (4 InsertPixelNorm), 0 skipped"
+    # Every kernel is accounted for, even where the policy changes none.
+    assert lines[-1] == "kernels: 4 not selected"
 
 
 def test_verbose_prints_the_plan(adapter, capsys):

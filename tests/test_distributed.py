@@ -60,10 +60,10 @@ def _spectral_states(model, adapter):
     states = []
     for layer in model.layers:
         if isinstance(layer, adapter.SpectralNormalization):
-            states += [state for _, _, state in layer._kernels]
+            states += [state for _, state in layer._kernels]
         constraint = getattr(layer, "kernel_constraint", None)
         if isinstance(constraint, adapter.SpectralNorm):
-            states += [state for _, state in constraint._states.values()]
+            states += [state for _, state, _ in constraint._states.values()]
     return states
 
 

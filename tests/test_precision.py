@@ -18,8 +18,8 @@ def _kernels_and_layouts(model, adapter):
         if isinstance(layer, adapter.SpectralNormalization):
             kernels = layer.effective_kernels().values()
             found += [
-                (np.asarray(k, "float32"), layout)
-                for k, (_, layout, _) in zip(kernels, layer._kernels, strict=True)
+                (np.asarray(k, "float32"), kernel.layout)
+                for k, kernel in zip(kernels, layer.kernels(), strict=True)
             ]
         elif isinstance(
             getattr(layer, "kernel_constraint", None), adapter.SpectralNorm
@@ -62,7 +62,7 @@ def test_mixed_float16_global_policy(adapter, mode):
                 assert weight.dtype == "float32"
         constraint = getattr(layer, "kernel_constraint", None)
         if isinstance(constraint, adapter.SpectralNorm):
-            for _, state in constraint._states.values():
+            for _, state, _ in constraint._states.values():
                 assert state.dtype == "float32"
 
 

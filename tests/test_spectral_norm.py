@@ -150,7 +150,7 @@ def test_direct_call_on_a_variable_keeps_state_per_variable(adapter):
         variable.assign(constraint(variable))
         np.testing.assert_allclose(top_singular_value(variable.numpy()), 1.0, rtol=1e-5)
     assert len(constraint._states) == 2
-    assert [tuple(state.shape) for _, state in constraint._states.values()] == [
+    assert [tuple(state.shape) for _, state, _ in constraint._states.values()] == [
         (2, 4),
         (2, 3),
     ]

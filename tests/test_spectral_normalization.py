@@ -121,10 +121,14 @@ def test_functional_and_sequential_models_train(adapter, name, kwargs, shape):
             rtol=1e-4,
             atol=1e-5,
         )
-        for variable, layout, _ in inner._kernels:
-            folded_kernel = next(w for w in folded.weights if w.shape == variable.shape)
+        for kernel in inner.kernels():
+            folded_kernel = next(
+                w for w in folded.weights if w.shape == kernel.variable.shape
+            )
             np.testing.assert_allclose(
-                top_singular_value(np.asarray(folded_kernel), layout), 1.0, atol=1e-3
+                top_singular_value(np.asarray(folded_kernel), kernel.layout),
+                1.0,
+                atol=1e-3,
             )
 
 
@@ -154,9 +158,11 @@ def test_fold_before_build_is_an_error(adapter):
         wrapper.fold()
 
 
-def test_layer_without_kernel_is_rejected(adapter):
+def test_layer_without_kernel_is_rejected_at_its_first_call(adapter):
+    # Whether a layer has kernels is known once it is built.
+    wrapper = adapter.SpectralNormalization(adapter.layers.ReLU())
     with pytest.raises(KerasNormValueError, match="no kernel"):
-        adapter.SpectralNormalization(adapter.layers.ReLU())
+        wrapper(np.ones((1, 3), "float32"))
 
 
 def test_bad_options(adapter):

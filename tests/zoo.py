@@ -14,7 +14,7 @@ the rewriter tests check:
 - `"role"`: `"generator"` or `"discriminator"`, as a careful human would say.
 - `"kernel_layers"`: sorted names of the layers holding a kernel spectral
   normalization applies to (Dense, Conv*, Conv*Transpose, DepthwiseConv*,
-  SeparableConv*, Embedding), nested models included.
+  SeparableConv*, Embedding, MultiHeadAttention...), nested models included.
 - `"progan_after"` (generators only): sorted names of the layers (or inputs)
   after whose output the ProGAN policy inserts a PixelNorm: every rank-2
   floating-point model input, and every hidden activation point (an
@@ -22,9 +22,6 @@ the rewriter tests check:
   non-linear built-in activation) from which a model output cannot be reached
   without passing another kernel-holding layer. It is judged on the whole
   model, across nested models.
-- `"other_weighted_layers"`: sorted names of layers that hold kernels of a kind
-  not in the list above (e.g. MultiHeadAttention's EinsumDense projections);
-  the tests may check that the rewriter leaves them alone.
 - `"non_trainable"`: sorted names of the layers built with `trainable=False`.
 - `"deterministic"`: whether two forward passes on the same batch always give
   the same output (False where a Dropout is called with `training=True`; see
@@ -581,7 +578,6 @@ def _facts(role, kernel_layers, progan_after=None, **extra):
     facts = {
         "role": role,
         "kernel_layers": sorted(kernel_layers),
-        "other_weighted_layers": [],
         "non_trainable": [],
         "deterministic": True,
         "needs_nchw": False,
@@ -633,8 +629,7 @@ EXPECTED = {
     ),
     "call_kwargs": _facts(
         "discriminator",
-        ["embedding", "dense"],
-        other_weighted_layers=["mha"],
+        ["embedding", "dense", "mha"],
         deterministic=False,
     ),
     "sequential_discriminator": _facts("discriminator", ["conv", "deconv", "dense"]),

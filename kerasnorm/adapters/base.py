@@ -72,8 +72,17 @@ class Adapter(abc.ABC):
         """The stored value of `variable`, never autocast to half precision."""
 
     @abc.abstractmethod
+    def is_variable(self, obj: Any) -> bool:
+        """Whether `obj` is a variable (a weight) of this Keras."""
+
+    @abc.abstractmethod
+    def owner_name(self, variable) -> str:
+        """The name of the layer that created `variable` (`"query"` for
+        `.../mha/query/kernel`)."""
+
+    @abc.abstractmethod
     def add_state_weight(self, layer, name: str, value: tf.Tensor):
-        """Adds a float32, non-trainable, never-autocast weight set to `value`."""
+        """Adds a non-trainable, never-autocast weight set to `value`, of its dtype."""
 
     @abc.abstractmethod
     def substitute(
@@ -84,7 +93,8 @@ class Adapter(abc.ABC):
         Args:
             layer: A built layer.
             substitutions: `(variable, tensor)` pairs; inside the context,
-                `layer`'s call reads `tensor` wherever it reads `variable`.
+                `layer`'s call reads `tensor` wherever it reads `variable`,
+                in `layer` itself or in any layer it holds.
         """
 
     # Reading and building graphs.

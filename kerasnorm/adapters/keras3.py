@@ -52,12 +52,18 @@ class Keras3Adapter(Adapter):
         with AutocastScope(None):
             return tf.convert_to_tensor(variable)
 
+    def is_variable(self, obj) -> bool:
+        return isinstance(obj, keras.Variable)
+
+    def owner_name(self, variable) -> str:
+        return variable.path.split("/")[-2] if "/" in variable.path else ""
+
     def add_state_weight(self, layer, name, value):
         weight = layer.add_weight(
             name=name,
             shape=tuple(value.shape),
             initializer=lambda shape, dtype=None: value,
-            dtype="float32",
+            dtype=value.dtype.name,
             trainable=False,
             autocast=False,
         )
@@ -142,12 +148,22 @@ class PixelNorm(PixelNormBase, keras.layers.Layer):
 @keras.saving.register_keras_serializable(package="kerasnorm")
 class SpectralNorm(SpectralNormBase, keras.constraints.Constraint):
     __doc__ = SpectralNormBase.__doc__
+    _adapter = ADAPTER
 
 
 @keras.saving.register_keras_serializable(package="kerasnorm")
 class SpectralNormalization(SpectralNormalizationBase, keras.layers.Wrapper):
     __doc__ = SpectralNormalizationBase.__doc__
     _adapter = ADAPTER
+
+    # Keras 3 passes `training` only to a call that names it, and builds a
+    # layer from the shape of its first named argument; the wrapped layer
+    # may also be called with keywords only (`query=`, ...). A mask rides on
+    # the tensors themselves, so the wrapped layer finds it: naming `mask`
+    # here would record it in the model's graph as an argument of the call.
+    def call(self, inputs=None, *args, training=None, **kwargs):
+        args = args if inputs is None else (inputs, *args)
+        return self._wrapped_call(args, kwargs, training)
 
 
 @keras.saving.register_keras_serializable(package="kerasnorm")

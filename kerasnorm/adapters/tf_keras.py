@@ -45,12 +45,19 @@ class TfKerasAdapter(Adapter):
         with enable_auto_cast_variables(None):
             return tf.convert_to_tensor(variable)
 
+    def is_variable(self, obj) -> bool:
+        return isinstance(obj, tf.Variable)
+
+    def owner_name(self, variable) -> str:
+        parts = variable.name.split(":")[0].split("/")
+        return parts[-2] if len(parts) > 1 else ""
+
     def add_state_weight(self, layer, name, value):
         return layer.add_weight(
             name=name,
             shape=tuple(value.shape),
             initializer=lambda shape, dtype=None, **kwargs: value,
-            dtype=tf.float32,
+            dtype=value.dtype,
             trainable=False,
             experimental_autocast=False,
         )
@@ -58,22 +65,23 @@ class TfKerasAdapter(Adapter):
     @contextlib.contextmanager
     def substitute(self, layer, substitutions):
         # tf-keras layers read their kernels from plain attributes
-        # (`self.kernel`), so the tensor stands in that attribute for the
+        # (`self.kernel`, `self.cell.kernel` in an LSTM), so the tensor stands
+        # in the attribute of whichever layer holds the variable, for the
         # duration of the call, cast as an AutoCastVariable would be.
         by_id = {id(variable): tensor for variable, tensor in substitutions}
-        swapped = {
-            name: tf.cast(by_id[id(value)], layer.compute_dtype)
-            for name, value in vars(layer).items()
-            if id(value) in by_id
-        }
-        saved = {name: vars(layer)[name] for name in swapped}
+        saved = []
+        for owner in (layer, *layer.submodules):
+            for name, value in list(vars(owner).items()):
+                if id(value) in by_id:
+                    saved.append((owner, name, value))
         try:
-            for name, tensor in swapped.items():
-                object.__setattr__(layer, name, tensor)
+            for owner, name, variable in saved:
+                tensor = tf.cast(by_id[id(variable)], owner.compute_dtype)
+                object.__setattr__(owner, name, tensor)
             yield
         finally:
-            for name, variable in saved.items():
-                object.__setattr__(layer, name, variable)
+            for owner, name, variable in saved:
+                object.__setattr__(owner, name, variable)
 
     def graph_view(self, model):
         if not isinstance(model, tf_keras.Model) or not getattr(
@@ -139,12 +147,21 @@ class PixelNorm(PixelNormBase, tf_keras.layers.Layer):
 @tf_keras.saving.register_keras_serializable(package="kerasnorm")
 class SpectralNorm(SpectralNormBase, tf_keras.constraints.Constraint):
     __doc__ = SpectralNormBase.__doc__
+    _adapter = ADAPTER
 
 
 @tf_keras.saving.register_keras_serializable(package="kerasnorm")
 class SpectralNormalization(SpectralNormalizationBase, tf_keras.layers.Wrapper):
     __doc__ = SpectralNormalizationBase.__doc__
     _adapter = ADAPTER
+
+    # tf-keras passes `training` and `mask` to a call taking **kwargs, and
+    # mishandles a named `training` after *args (the inputs in *args stay
+    # symbolic Keras tensors, so a multi-input layer inside fails).
+    def call(self, inputs, *args, **kwargs):
+        training = kwargs.pop("training", None)
+        mask = kwargs.pop("mask", None)
+        return self._wrapped_call((inputs, *args), kwargs, training, mask)
 
 
 @tf_keras.saving.register_keras_serializable(package="kerasnorm")

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from kerasnorm.layers.tracking import Tracking, check_positive
+from kerasnorm.errors import KerasNormTypeError, KerasNormValueError
+from kerasnorm.layers.tracking import Tracking, check_positive, work_dtype
 from kerasnorm.ops import layouts
 
-_HALF_DTYPES = (tf.float16, tf.bfloat16)
+
+def _check_layouts(layout):
+    """`layout` checked: one layout, or a dict from layer names to layouts."""
+    if isinstance(layout, dict):
+        if not layout or not all(isinstance(name, str) for name in layout):
+            raise KerasNormTypeError(
+                "A dict `layout` maps layer names to layouts. Received: "
+                f"layout={layout!r}"
+            )
+        return {name: layouts.check_layout(value) for name, value in layout.items()}
+    return layouts.check_layout(layout)
 
 
 class SpectralNormBase:
@@ -31,13 +42,18 @@ class SpectralNormBase:
     kernels; each gets its own vectors.
 
     Args:
-        layout: How the kernel stores its output channels. `"dense"` for
-            Dense, Conv1D/2D/3D, Embedding and pointwise kernels
-            `(..., in, out)`; `"transpose"` for Conv1D/2D/3DTranspose
-            `(..., out, in)`; `"depthwise"` for depthwise kernels
-            `(..., in, multiplier)`. The constraint only sees the weight, so
-            it cannot tell a transposed convolution by itself.
-            Defaults to `"dense"`.
+        layout: How the kernel maps inputs to outputs (see
+            `kerasnorm.ops.layouts`). `"dense"` for Dense, Conv1D/2D/3D,
+            Embedding, pointwise and RNN kernels `(..., in, out)`;
+            `"transpose"` for Conv1D/2D/3DTranspose `(..., out, in)`;
+            `"depthwise"` for depthwise kernels `(..., in, multiplier)`; an
+            EinsumDense layer's equation for its kernel. The constraint only
+            sees the weight, so it cannot tell a transposed convolution by
+            itself. A layer whose one constraint argument reaches kernels
+            of several layouts (MultiHeadAttention's `kernel_constraint`)
+            takes a dict from the name of the layer that creates each
+            kernel to its layout: `{"query": "abc,cde->abde", ...,
+            "attention_output": "abcd,cde->abe"}`. Defaults to `"dense"`.
         n_iter: Iterations per step, at least. Defaults to `1`.
         tol: Stop iterating once the top singular pair's residual is at most
             `tol * sigma_max`; None runs exactly `n_iter` iterations.
@@ -73,12 +89,12 @@ class SpectralNormBase:
         clip: bool = False,
         eps: float = 1e-12,
     ):
-        self.layout = layouts.check_layout(layout)
+        self.layout = _check_layouts(layout)
         self.tracking = Tracking(n_iter, tol, max_iter, block_size, eps)
         self.sigma = check_positive("sigma", sigma)
         self.clip = bool(clip)
-        # id(kernel variable) -> (the variable, its state). Holding the
-        # variable keeps its id from being reused by another one.
+        # id(kernel variable) -> (the variable, its state, its layout).
+        # Holding the variable keeps its id from being reused by another one.
         self._states = {}
 
     def __call__(self, w):
@@ -101,13 +117,14 @@ class SpectralNormBase:
             `value` scaled to the target spectral norm, in its own dtype.
         """
         kernel = tf.convert_to_tensor(value)
-        work = tf.cast(kernel, tf.float32) if kernel.dtype in _HALF_DTYPES else kernel
-        matrix = layouts.kernel_matrix(work, self.layout)
+        work = tf.cast(kernel, work_dtype(kernel.dtype))
         if variable is None:
             # A plain tensor has nowhere to keep a state: solve it afresh.
+            matrix = layouts.kernel_matrix(work, self._layout_for(None))
             estimate = self.tracking.solve(matrix)
         else:
             state = self.build(variable)
+            matrix = layouts.kernel_matrix(work, self._states[id(variable)][2])
             estimate = self.tracking.step(matrix, tf.convert_to_tensor(state))
             state.assign(estimate.state)
         return tf.cast(work * self._scale(estimate.sigma), kernel.dtype)
@@ -135,17 +152,38 @@ class SpectralNormBase:
         entry = self._states.get(id(variable))
         if entry is not None:
             return entry[1]
+        layout = self._layout_for(variable)
         with tf.init_scope():
             state = tf.Variable(
                 self.tracking.empty_state(
-                    layouts.matrix_shape(variable.shape, self.layout)
+                    layouts.matrix_shape(variable.shape, layout),
+                    work_dtype(variable.dtype),
                 ),
                 trainable=False,
                 name="spectral_norm_vectors",
                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
             )
-        self._states[id(variable)] = (variable, state)
+        self._states[id(variable)] = (variable, state, layout)
         return state
+
+    def _layout_for(self, variable) -> str:
+        """The layout of `variable`, looked up by its owner for a dict layout."""
+        if isinstance(self.layout, str):
+            return self.layout
+        if variable is None:
+            raise KerasNormValueError(
+                f"A SpectralNorm with layouts by layer, {self.layout!r}, needs the "
+                "kernel variable to know which layout applies; it was given a "
+                "plain tensor. Call it on the variable, or give one layout."
+            )
+        owner = self._adapter.owner_name(variable)
+        if owner not in self.layout:
+            raise KerasNormValueError(
+                f"SpectralNorm has layouts for kernels of {sorted(self.layout)}, "
+                f"but kernel {variable.name!r} belongs to layer {owner!r}. Add its "
+                "layout to `layout`."
+            )
+        return self.layout[owner]
 
     def get_config(self):
         return {

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
+import re
+
 import tensorflow as tf
 
 from kerasnorm.errors import KerasNormValueError
-from kerasnorm.layers.kernels import kernel_slots
-from kerasnorm.layers.tracking import Tracking
+from kerasnorm.layers.kernels import find_kernels
+from kerasnorm.layers.tracking import Tracking, work_dtype
 from kerasnorm.ops import layouts
 from kerasnorm.ops import sigma as sigma_ops
 
@@ -26,9 +29,16 @@ class SpectralNormalizationBase:
     `kerasnorm.ops.sigma`); any other call uses them as they are, so
     inference is deterministic and changes no variable.
 
-    Kernels of Dense, Conv1D/2D/3D, Conv1D/2D/3DTranspose, DepthwiseConv1D/2D,
-    SeparableConv1D/2D (both kernels) and Embedding are supported, each in
-    its own layout (see `kerasnorm.ops.layouts`).
+    Every kernel of the wrapped layer is normalized, each as the matrix of
+    the linear map it computes (see `kerasnorm.ops.layouts`): Dense,
+    Conv1D/2D/3D and their transposes, depthwise and separable convolutions
+    (both kernels), Embedding, EinsumDense, the four projections of
+    MultiHeadAttention, the kernel and recurrent kernel of SimpleRNN, LSTM,
+    GRU and ConvLSTM layers, through Bidirectional and TimeDistributed too.
+    In a layer kerasnorm does not know, the kernel layers it holds and its
+    own trainable weights of rank 2 or more (read as `(..., in, out)`) are
+    normalized; see `kerasnorm.layers.kernels`. The wrapper passes every
+    call argument on (`training` and `mask` where the layer takes them).
 
     Args:
         layer: The layer to wrap.
@@ -74,29 +84,60 @@ class SpectralNormalizationBase:
         **kwargs,
     ):
         super().__init__(layer, **kwargs)
-        if not kernel_slots(layer, self._adapter.layers):
-            raise KerasNormValueError(
-                f"{type(self).__name__} cannot wrap layer {layer.name!r} of type "
-                f"{type(layer).__name__}: it has no kernel it can normalize. "
-                "Supported: Dense, Conv1D/2D/3D and their Transpose, "
-                "DepthwiseConv1D/2D, SeparableConv1D/2D, Embedding."
-            )
         self.tracking = Tracking(n_iter, tol, max_iter, block_size, eps)
+        self.supports_masking = True
+        parameters = inspect.signature(layer.call).parameters
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+        self._passes = {
+            name: name in parameters or takes_any for name in ("training", "mask")
+        }
+        # (kernel, state) per kernel; None until the wrapped layer's
+        # kernels exist (a tf-keras MultiHeadAttention makes them at its
+        # first call).
+        self._kernels = None
 
     def build(self, input_shape=None):
+        if not self.layer.built:
+            try:
+                self.layer.build(input_shape)
+            except TypeError as error:
+                raise KerasNormValueError(
+                    f"{type(self).__name__} cannot build {type(self.layer).__name__} "
+                    f"{self.layer.name!r} from the shape of its first input alone "
+                    f"({error}). Build the layer before wrapping it: call it once on "
+                    "its inputs, or use kerasnorm.apply_normalization(mode='reparam')."
+                ) from error
         super().build(input_shape)
-        self._kernels = []
-        for slot in kernel_slots(self.layer, self._adapter.layers):
-            variable = slot.variable(self.layer)
-            state = self._adapter.add_state_weight(
-                self,
-                name=f"{slot.attributes[0]}_vectors",
-                value=self.tracking.empty_state(
-                    layouts.matrix_shape(variable.shape, slot.layout)
-                ),
-            )
-            self._kernels.append((variable, slot.layout, state))
+        self._track_kernels()
         self.built = True
+
+    def _track_kernels(self) -> None:
+        """Finds the wrapped layer's kernels and creates their tracked vectors."""
+        kernels = find_kernels(self.layer, self._adapter)
+        if not kernels:
+            return
+        problems = [k for k in kernels if k.problem is not None]
+        if problems:
+            raise KerasNormValueError(
+                f"{type(self).__name__} cannot normalize "
+                + "; ".join(
+                    f"{k.path} of {self.layer.name!r}: {k.problem}" for k in problems
+                )
+                + "."
+            )
+        self._kernels = []
+        for kernel in kernels:
+            # Lifted out of a functional model's scratch graph, where a
+            # tf-keras layer that makes its kernels at its first call is.
+            with tf.init_scope():
+                empty = self.tracking.empty_state(
+                    layouts.matrix_shape(kernel.shape, kernel.layout),
+                    work_dtype(kernel.variable.dtype),
+                )
+            state = self._adapter.add_state_weight(
+                self, name=f"{_weight_name(kernel.path)}_vectors", value=empty
+            )
+            self._kernels.append((kernel, state))
 
     def warm_start(self) -> None:
         """Recomputes the tracked singular vectors of the current kernels.
@@ -107,15 +148,29 @@ class SpectralNormalizationBase:
         `set_weights` on the inner layer) for an exact state at once; else
         the next training calls catch up by iterating longer.
         """
-        for variable, layout, state in self._kernels:
-            state.assign(self._exact_state(variable, layout))
+        for kernel, state in self._kernels or ():
+            state.assign(self._exact_state(kernel))
 
-    def _exact_state(self, variable, layout: str) -> tf.Tensor:
+    def _exact_state(self, kernel) -> tf.Tensor:
         with tf.init_scope():
-            kernel = tf.cast(self._adapter.read_master(variable), tf.float32)
-            return self.tracking.warm_start(layouts.kernel_matrix(kernel, layout))
+            value = self._adapter.read_master(kernel.variable)
+            value = tf.cast(value, work_dtype(value.dtype))
+            return self.tracking.warm_start(layouts.kernel_matrix(value, kernel.layout))
 
-    def call(self, inputs, training=None):
+    def _wrapped_call(self, args, kwargs, training=None, mask=None):
+        """The call, once each Keras's `call` has read `training` and `mask`."""
+        if self._kernels is None:
+            # The first call makes the kernels (tf-keras's lazily built
+            # layers); find them, then compute as usual.
+            self.layer(*args, **kwargs)
+            self._track_kernels()
+            if self._kernels is None:
+                raise KerasNormValueError(
+                    f"{type(self).__name__} cannot wrap layer {self.layer.name!r} "
+                    f"of type {type(self.layer).__name__}: it has no kernel to "
+                    "normalize (no trainable weight of rank 2 or more that is "
+                    "not a bias or a scale)."
+                )
         if isinstance(training, (tf.Tensor, tf.Variable)):
             kernels = tf.cond(
                 training,
@@ -125,14 +180,25 @@ class SpectralNormalizationBase:
         else:
             kernels = self._normalized_kernels(training=bool(training))
         substitutions = [
-            (variable, kernel)
-            for (variable, _, _), kernel in zip(self._kernels, kernels, strict=True)
+            (kernel.variable, value)
+            for (kernel, _), value in zip(self._kernels, kernels, strict=True)
         ]
+        if self._passes["training"]:
+            kwargs["training"] = training
+        if mask is not None and self._passes["mask"]:
+            kwargs["mask"] = mask
         with self._adapter.substitute(self.layer, substitutions):
-            return self.layer(inputs)
+            return self.layer(*args, **kwargs)
 
-    def compute_output_shape(self, input_shape):
-        return self.layer.compute_output_shape(input_shape)
+    def compute_output_shape(self, *args, **kwargs):
+        return self.layer.compute_output_shape(*args, **kwargs)
+
+    def compute_output_spec(self, *args, **kwargs):
+        kwargs.pop("mask", None)
+        return self.layer.compute_output_spec(*args, **kwargs)
+
+    def compute_mask(self, inputs, mask=None):
+        return self.layer.compute_mask(inputs, mask)
 
     def fold(self):
         """A plain copy of the wrapped layer whose kernels are `W / sigma(W)`.
@@ -145,12 +211,12 @@ class SpectralNormalizationBase:
             A new built layer of the wrapped layer's class and config.
 
         Raises:
-            ValueError: If the wrapper is not built yet.
+            KerasNormValueError: If the wrapper is not built yet.
         """
         self._check_built("folding it")
         folded = {
-            id(variable): kernel
-            for (variable, _, _), kernel in zip(
+            id(kernel.variable): value
+            for (kernel, _), value in zip(
                 self._kernels, self._normalized_kernels(training=False), strict=True
             )
         }
@@ -170,14 +236,18 @@ class SpectralNormalizationBase:
         Sigma comes from the tracked singular vectors as they are: nothing
         is updated, so reading the kernels changes no variable and returns
         what a call with `training=False` uses. To see their spectral norm,
-        take each one's matrix view (`kerasnorm.ops.layouts.kernel_matrix`).
+        take each one's matrix view (`kerasnorm.ops.layouts.kernel_matrix`
+        in the kernel's layout, `kerasnorm.layers.kernels.find_kernels`).
 
         Returns:
-            Each normalized kernel, in the kernel variable's dtype, by name:
-            `"kernel"`, `"depthwise_kernel"` for a depthwise convolution
-            (on both Kerases, though Keras 3 calls the attribute `kernel`),
-            `"depthwise_kernel"` and `"pointwise_kernel"` for a separable
-            one, `"embeddings"` for an Embedding.
+            Each normalized kernel, in the kernel variable's dtype, by its
+            path in the wrapped layer: `"kernel"`; `"depthwise_kernel"` for a
+            depthwise convolution (on both Kerases, though Keras 3 calls the
+            attribute `kernel`); `"depthwise_kernel"` and
+            `"pointwise_kernel"` for a separable one; `"embeddings"` for an
+            Embedding; `"lstm_cell/kernel"` and `"lstm_cell/recurrent_kernel"`
+            for an LSTM; `"query/kernel"` ... `"attention_output/kernel"`
+            for a MultiHeadAttention.
 
         Raises:
             KerasNormValueError: If the wrapper is not built yet.
@@ -191,15 +261,19 @@ class SpectralNormalizationBase:
         1.0
         """
         self._check_built("reading its kernels")
-        slots = kernel_slots(self.layer, self._adapter.layers)
-        kernels = self._normalized_kernels(training=False)
+        values = self._normalized_kernels(training=False)
         return {
-            slot.attributes[0]: kernel
-            for slot, kernel in zip(slots, kernels, strict=True)
+            kernel.path: value
+            for (kernel, _), value in zip(self._kernels, values, strict=True)
         }
 
+    def kernels(self) -> tuple:
+        """The `kerasnorm.layers.kernels.Kernel` records of the wrapped kernels."""
+        self._check_built("listing its kernels")
+        return tuple(kernel for kernel, _ in self._kernels)
+
     def _check_built(self, doing: str) -> None:
-        if not self.built:
+        if not self.built or self._kernels is None:
             raise KerasNormValueError(
                 f"{type(self).__name__} {self.name!r} is not built yet: call it "
                 f"on an input once before {doing}."
@@ -211,23 +285,29 @@ class SpectralNormalizationBase:
         With `training`, the tracked vectors are first updated and saved;
         otherwise they are used as they are.
         """
-        kernels = []
-        for variable, layout, state in self._kernels:
-            kernel = tf.cast(self._adapter.read_master(variable), tf.float32)
+        normalized = []
+        for kernel, state in self._kernels:
+            value = self._adapter.read_master(kernel.variable)
+            value = tf.cast(value, work_dtype(value.dtype))
             # The tracked vectors are constants to the gradient: a tape
             # recording the iterations would store every loop step for nothing.
-            matrix = tf.stop_gradient(layouts.kernel_matrix(kernel, layout))
+            matrix = tf.stop_gradient(layouts.kernel_matrix(value, kernel.layout))
             if training:
                 estimate = self.tracking.step(matrix, tf.convert_to_tensor(state))
                 state.assign(estimate.state)
                 sigma, u, v = estimate.sigma, estimate.u, estimate.v
             else:
                 sigma, u, v = self.tracking.current(matrix, tf.convert_to_tensor(state))
-            normalized = sigma_ops.divide_by_sigma(
-                kernel, sigma, u, v, layout, self.tracking.eps
+            divided = sigma_ops.divide_by_sigma(
+                value, sigma, u, v, kernel.layout, self.tracking.eps
             )
-            kernels.append(tf.cast(normalized, variable.dtype))
-        return kernels
+            normalized.append(tf.cast(divided, kernel.variable.dtype))
+        return normalized
 
     def get_config(self):
         return {**super().get_config(), **self.tracking.get_config()}
+
+
+def _weight_name(path: str) -> str:
+    """A kernel's path as a weight name: Keras 3 refuses `/` in one."""
+    return re.sub(r"\W", "_", path).strip("_")

@@ -83,20 +83,30 @@ class Tracking:
         """The initial state for `matrix`: its top singular vectors, exactly."""
         return sigma_ops.warm_start(matrix, self.block_size)
 
-    def empty_state(self, matrix_shape: tuple[int, int]) -> tf.Tensor:
+    def empty_state(
+        self, matrix_shape: tuple[int, int], dtype: tf.DType = tf.float32
+    ) -> tf.Tensor:
         """A state to be solved exactly at its first `step`, free to create.
 
         Creating states empty keeps `apply_normalization` as cheap as a
         clone: the exact start is computed where the kernel is first used.
+
+        Args:
+            matrix_shape: The (rows, columns) of the kernel's matrix view.
+            dtype: The dtype sigma is computed in, `work_dtype` of the
+                kernel's.
         """
         rows, cols = matrix_shape
         block = sigma_ops.block_size(rows, cols, self.block_size)
-        return tf.zeros((block, cols), tf.float32)
+        return tf.zeros((block, cols), dtype)
 
     def step(self, matrix: tf.Tensor, state: tf.Tensor) -> sigma_ops.Estimate:
         """One step's estimate of sigma and the new state.
 
-        An empty state (all zeros) is solved exactly. If `max_iter`
+        An empty state (all zeros, or not finite) is solved exactly. A
+        kernel holding inf or NaN gets sigma NaN and an empty state: the
+        step does not fail, and the bad kernel shows in the loss, where
+        `TerminateOnNaN` and the user's checks look. If `max_iter`
         iterations do not reach `tol` (the state was stale: weights loaded
         into the model, a kernel assigned by hand, a jump the iterations
         cannot follow, top singular values too close to separate quickly),
@@ -151,7 +161,28 @@ class Tracking:
 
 
 def _is_empty(state: tf.Tensor) -> tf.Tensor:
-    return tf.logical_not(tf.reduce_any(state != 0))
+    """Whether `state` must be solved afresh: never solved, or not finite.
+
+    A kernel that held inf or NaN leaves an empty state (see
+    `kerasnorm.ops.sigma.track`); a state restored from a bad checkpoint may
+    hold NaN itself. Either way, once the kernel is finite again, the next
+    step solves sigma exactly.
+    """
+    solved = tf.reduce_any(state != 0)
+    return tf.logical_not(
+        tf.logical_and(solved, tf.reduce_all(tf.math.is_finite(state)))
+    )
+
+
+def work_dtype(dtype) -> tf.DType:
+    """The dtype sigma is computed in for a kernel of `dtype`.
+
+    float64 kernels keep float64; half-precision ones (float16, bfloat16)
+    are computed in float32, where the iteration's small products do not
+    underflow.
+    """
+    dtype = tf.as_dtype(dtype)
+    return tf.float64 if dtype == tf.float64 else tf.float32
 
 
 TRACKING_OPTIONS = tuple(field.name for field in dataclasses.fields(Tracking))
