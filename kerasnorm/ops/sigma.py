@@ -105,14 +105,14 @@ def warm_start(matrix: tf.Tensor, block: int = 2) -> tf.Tensor:
         return track(matrix, start, n_iter=2, tol=1e-6, max_iter=64).state
     wide = tf.cast(matrix, tf.float64)
     if cols <= rows:
-        values, vectors = tf.linalg.eigh(tf.matmul(wide, wide, transpose_a=True))
+        values, vectors, finite = _eigh(tf.matmul(wide, wide, transpose_a=True))
         top = tf.transpose(tf.reverse(vectors[:, -block:], [1]))
     else:
-        values, vectors = tf.linalg.eigh(tf.matmul(wide, wide, transpose_b=True))
+        values, vectors, finite = _eigh(tf.matmul(wide, wide, transpose_b=True))
         left = tf.transpose(tf.reverse(vectors[:, -block:], [1]))
         top = _normalize_rows(tf.matmul(left, wide))
     values = tf.reverse(values[-block:], [0])
-    keep = values > _DEPENDENT**2 * tf.maximum(values[0], 0.0)
+    keep = tf.logical_and(finite, values > _DEPENDENT**2 * tf.maximum(values[0], 0.0))
     top = tf.where(keep[:, None], top, tf.zeros_like(top))
     return tf.cast(top, matrix.dtype)
 
@@ -161,14 +161,14 @@ def track(
         images = tf.tensor_scatter_nd_update(images, place, image)
         fresh = _deflate(image, right)
         if tol is not None:
-            values, vectors = tf.linalg.eigh(
-                tf.matmul(images, images, transpose_b=True)
-            )
+            values, vectors, finite = _eigh(tf.matmul(images, images, transpose_b=True))
             theta = tf.sqrt(tf.maximum(values[-1], 0.0))
             # Only the newest block reaches outside the right Krylov space:
             # the residual is its share of the top Ritz vector's image.
             weights = tf.gather(vectors[:, -1], place[:, 0])
             residual = tf.norm(tf.linalg.matvec(fresh, weights, transpose_a=True))
+            # A kernel that is not finite has nothing to converge to: stop.
+            residual = tf.where(finite, residual, tf.zeros_like(residual))
         current = _orthonormal_rows(fresh, tf.norm(image))
         right = tf.tensor_scatter_nd_update(right, place + block, current)
         return step + 1, current, left, right, images, theta, residual
@@ -194,11 +194,13 @@ def track(
     )
     converged = tf.constant(True) if tol is None else residual <= tol * theta
 
-    values, vectors = tf.linalg.eigh(tf.matmul(images, images, transpose_b=True))
+    values, vectors, finite = _eigh(tf.matmul(images, images, transpose_b=True))
     weights = tf.reverse(vectors[:, -block:], [1])
     thetas = tf.sqrt(tf.maximum(tf.reverse(values[-block:], [0]), 0.0))
-    sigma = thetas[0]
-    kept = thetas > tf.maximum(_DEPENDENT * sigma, eps)
+    # sigma of a matrix holding inf or NaN is NaN, and its state is empty,
+    # so that the next step, on a finite matrix again, solves it afresh.
+    sigma = tf.where(finite, thetas[0], tf.constant(float("nan"), dtype))
+    kept = tf.logical_and(finite, thetas > tf.maximum(_DEPENDENT * thetas[0], eps))
     new_state = (
         tf.matmul(weights, images, transpose_a=True)
         / tf.where(kept, thetas, tf.ones_like(thetas))[:, None]
@@ -273,6 +275,20 @@ def divide_by_sigma(
         return normalized, gradient
 
     return divide(kernel)
+
+
+def _eigh(gram: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """`eigh` of a small Gram matrix, and whether it was finite.
+
+    `tf.linalg.eigh` raises on a matrix holding inf or NaN ("Self-adjoint
+    eigen decomposition was not successful"), which would stop a train step
+    inside the tracker instead of letting the user's own checks (a NaN loss,
+    `TerminateOnNaN`) see the bad kernel. A matrix that is not finite is
+    replaced by zeros; the flag says so.
+    """
+    finite = tf.reduce_all(tf.math.is_finite(gram))
+    values, vectors = tf.linalg.eigh(tf.where(finite, gram, tf.zeros_like(gram)))
+    return values, vectors, finite
 
 
 def _deflate(rows: tf.Tensor, basis: tf.Tensor) -> tf.Tensor:
