@@ -5,9 +5,9 @@ structure, with its name as evidence.
 
 **Structure.** An input is a *sample* if it is a floating-point tensor of
 rank 3 or more (an image, audio, a video, a sequence of features) or an
-integer tensor of rank 2 with more than one element per example (token
-ids); other inputs are latents and conditions (a rank-2 latent, a class
-label).
+integer tensor of rank 2 or more with more than one element per example
+(token ids, an 8-bit image); other inputs are latents and conditions (a
+rank-2 latent, a class label, a mask).
 
 - Rank rules, at any nesting level: a model with a floating-point input, no
   sample input, and only outputs of rank 3 or more is a generator ("maps
@@ -23,11 +23,11 @@ label).
 - A model that feeds a nested generator into a nested discriminator
   (`Model(z, D(G(z)))`, a CycleGAN's training model) is a combined model:
   it has no role, and each nested model is judged as a top model is. A
-  nested model counts as a generator here if it holds kernels and a rank
-  rule or its name says so, or if it maps to the shape of one of the
-  combined model's sample inputs (a fake image like the real one); so the
-  blocks of a discriminator, which the size rule alone would call
-  generators, do not make it a combined model.
+  nested model counts as a generator here if it holds kernels and either a
+  rank rule or its name makes it one, or the size rule does and it maps to
+  the shape of one of the combined model's sample inputs (a fake image like
+  the real one). So the blocks of a discriminator, which the size rule
+  alone would call generators, do not make it a combined model.
 
 **Name.** A model's name is split into whole words: at characters other
 than letters and digits, at a lower-to-upper case change (`netD`: net, d),
@@ -95,6 +95,15 @@ class RoleDecision:
             structure rule), `"name"`, `"enclosing"` (the model around it),
             `"combined"` (a model feeding a generator into a discriminator),
             `"conflict"` (name and structure disagree) or `"undecided"`.
+
+    Example:
+
+    >>> from kerasnorm.demo import build_generator
+    >>> decision = kerasnorm.plan(build_generator(keras)).roles["generator"]
+    >>> print(decision)
+    generator (maps latent (32,) to (16, 16, 3))
+    >>> decision.source
+    'rank'
     """
 
     role: str | None
@@ -186,7 +195,9 @@ def _input_text(info: TensorInfo) -> str:
     if info.is_float:
         return shape if info.rank >= 3 else f"latent {shape}"
     if _is_integer(info):
-        return f"tokens {shape}" if _is_sample(info) else f"label {shape}"
+        if not _is_sample(info):
+            return f"label {shape}"
+        return f"tokens {shape}" if info.rank == 2 else shape
     return f"{'mask' if info.dtype == 'bool' else info.dtype} {shape}"
 
 
