@@ -143,7 +143,7 @@ def role_from_name(name: str) -> str | None:
 
 
 def _name_evidence(name: str) -> tuple[str | None, str]:
-    """The role a name announces (or None), and the words that say so, in words."""
+    """The role a name announces (or None), and the word saying so (else why not)."""
     tokens = name_tokens(name)
     generator = [t for t in tokens if t in GENERATOR_TOKENS]
     discriminator = [t for t in tokens if t in DISCRIMINATOR_TOKENS]
