@@ -151,7 +151,7 @@ def _add_policy_arguments(parser: argparse.ArgumentParser) -> None:
         "--role",
         default="auto",
         choices=("auto", *ROLES),
-        help="decide each part's role from its name and structure (auto, the "
+        help="decide each part's role from its structure and name (auto, the "
         "default), or treat the whole model as a generator or a discriminator",
     )
     parser.add_argument(

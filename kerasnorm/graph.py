@@ -29,8 +29,9 @@ layer `dense`. Each node carries plain attributes:
 | `ir`, `ir_node`  | the `ModelIR` holding the call and the call's name there    |
 
 The graph's own attributes hold `model`, `adapter`, `ir` (the top
-`ModelIR`), `scopes` (scope -> `ModelIR` of the model called there) and
-`roles` (scope -> role).
+`ModelIR`), `scopes` (scope -> `ModelIR` of the model called there),
+`roles` (scope -> role) and `role_decisions` (scope -> `RoleDecision`: the
+role and why).
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ def to_graph(model, role: str = "auto") -> nx.DiGraph:
 
     Args:
         model: A functional or Sequential model of Keras 3 or tf-keras.
-        role: `"auto"` to decide each (nested) model's role from its name
-            and structure (see `kerasnorm.roles`), or `"generator"` /
+        role: `"auto"` to decide each (nested) model's role from its
+            structure and name (see `kerasnorm.roles`), or `"generator"` /
             `"discriminator"` for every part of the model.
 
     Returns:

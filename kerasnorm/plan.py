@@ -31,7 +31,7 @@ from kerasnorm.errors import KerasNormTypeError, KerasNormValueError
 from kerasnorm.graph import to_graph
 from kerasnorm.layers.kernels import Kernel, constrained_by
 from kerasnorm.policies import get_policy
-from kerasnorm.roles import check_role
+from kerasnorm.roles import RoleDecision, check_role
 from kerasnorm.rules import Rule
 
 
@@ -105,6 +105,19 @@ class Plan:
         return self.graph.graph["model"]
 
     @property
+    def roles(self) -> dict[str, RoleDecision]:
+        """The role of the model and of each nested model, and why.
+
+        Keyed by path: the model's name, then the nested-model calls
+        (`"gan/generator"`); see `kerasnorm.roles` for the rules.
+        """
+        name = self.model.name
+        return {
+            "/".join((name, *scope)): decision
+            for scope, decision in self.graph.graph["role_decisions"].items()
+        }
+
+    @property
     def changes(self) -> list[Edit]:
         """The edits that are made."""
         return [edit for edit in self.edits if edit.skipped is None]
@@ -167,6 +180,7 @@ class Plan:
         line = "  ".join(f"{{:<{w}}}" for w in widths)
         out = [
             f"Plan for model {self.model.name!r} (mode={self.mode!r})",
+            *(f"role of {path!r}: {decision}" for path, decision in self.roles.items()),
             line.format(*header).rstrip(),
             line.format(*("-" * w for w in widths)).rstrip(),
             *(line.format(*row).rstrip() for row in rows),
@@ -361,16 +375,31 @@ def _check_nothing_blocked(edits: list[Edit], model) -> None:
 
 def _check_roles_decided(graph: nx.DiGraph) -> None:
     """Raises if a part of the model that holds layers a policy acts on has no role."""
+    decisions = graph.graph["role_decisions"]
     for _, data in graph.nodes(data=True):
         if data["role"] is None and (data["kernels"] or data["activation"]):
             scope = data["scope"]
-            ir = graph.graph["scopes"][scope]
-            where = (
-                f"nested model {'/'.join(scope)!r}" if scope else f"model {ir.name!r}"
-            )
+            # A nested model that only lacks its enclosing model's role
+            # points at the enclosing model whose name and structure disagree.
+            source = scope
+            while source and decisions[source].source == "undecided":
+                source = source[:-1]
+            if decisions[source].source == "conflict":
+                raise KerasNormValueError(
+                    f"The {_where(graph, source)} says two roles: "
+                    f"{decisions[source].reason}. Pass role='generator' or "
+                    "role='discriminator', or rename the model."
+                )
             raise KerasNormValueError(
-                f"Cannot tell whether {where} is a generator or a discriminator "
-                f"(it holds layer {data['layer_name']!r}). Pass role='generator' or "
+                f"Cannot tell whether {_where(graph, scope)} is a generator or a "
+                f"discriminator (it holds layer {data['layer_name']!r}): "
+                f"it {decisions[scope].reason}. Pass role='generator' or "
                 "role='discriminator', or name the model so that it says (e.g. "
                 "'my_generator')."
             )
+
+
+def _where(graph: nx.DiGraph, scope: tuple) -> str:
+    if scope:
+        return f"nested model {'/'.join(scope)!r}"
+    return f"model {graph.graph['scopes'][scope].name!r}"

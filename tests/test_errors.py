@@ -72,11 +72,23 @@ class Case:
 
 
 def _model(k):
-    """An image-to-image model named "net": no role can be read from it."""
+    """An image-to-image model named "net": a generator by its size."""
     x = k.Input((8, 8, 3), name="image")
     y = k.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(x)
     y = k.layers.Conv2D(3, 3, padding="same", name="conv_out")(y)
     return k.Model(x, y, name="net")
+
+
+def _fully_convolutional(k):
+    """Images of any size to images, named "net": no role can be read from it."""
+    x = k.Input((None, None, 3), name="image")
+    y = k.layers.Conv2D(3, 3, padding="same", name="conv")(x)
+    return k.Model(x, y, name="net")
+
+
+def _renamed(env, name):
+    """`env.model`'s graph under another name."""
+    return env.k.Model(env.model.inputs, env.model.outputs, name=name)
 
 
 def _sn(model, **options):
@@ -278,7 +290,16 @@ CASES: dict[str, list[Case]] = {
         Case(
             KerasNormError,
             "Cannot tell whether model 'net' is a generator or a discriminator",
-            lambda env: kerasnorm.apply_normalization(env.model, "sngan"),
+            lambda env: kerasnorm.apply_normalization(
+                _fully_convolutional(env.k), "sngan"
+            ),
+        ),
+    ],
+    "A name and a structure that disagree": [
+        Case(
+            KerasNormError,
+            "The model 'net_d' says two roles: its name says discriminator",
+            lambda env: kerasnorm.apply_normalization(_renamed(env, "net_d"), "sngan"),
         ),
     ],
     "A strict rule that matches nothing": [
