@@ -290,20 +290,23 @@ def plan(
     order = list(nx.topological_sort(graph))
     claimed: dict[tuple, str] = {}
     edits: list[Edit] = []
+    unmatched: list[Rule] = []
     for rule in all_rules:
         action = rule.action
         if isinstance(action, SpectralNormalize):
             action = SpectralNormalize(**{**sn_options, **action.options}).resolve(mode)
         matched = [node for node in order if rule.selector(graph, node)]
-        if strict and not matched:
-            raise KerasNormValueError(
-                f"Rule {rule.name!r} matches no layer of model {model.name!r} "
-                "(strict=True)."
-            )
+        if not matched:
+            unmatched.append(rule)
         for node in matched:
             edits.extend(_edit(graph, node, rule, action, claimed))
     if strict:
         _check_nothing_blocked(edits, model)
+        if unmatched:
+            raise KerasNormValueError(
+                f"Rule {unmatched[0].name!r} matches no layer of model "
+                f"{model.name!r} (strict=True)."
+            )
     return Plan(graph, edits, mode)
 
 
@@ -343,16 +346,15 @@ def _edit(graph, node, rule, action, claimed) -> list[Edit]:
                 kernels=tuple(k.path for k in targets),
             )
         )
-    if blocked:
-        reasons = dict.fromkeys(
-            reason if len(blocked) == 1 else f"{kernel.path}: {reason}"
-            for kernel, reason in blocked
-        )
+    by_reason: dict[str, list] = {}
+    for kernel, why in blocked:
+        by_reason.setdefault(why, []).append(kernel)
+    for why, kernels in by_reason.items():
         edits.append(
             edit(
-                detail=action.describe(graph, node, [k for k, _ in blocked]),
-                skipped="; ".join(reasons),
-                kernels=tuple(k.path for k, _ in blocked),
+                detail=action.describe(graph, node, kernels),
+                skipped=why,
+                kernels=tuple(k.path for k in kernels),
                 blocked=True,
             )
         )

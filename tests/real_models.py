@@ -64,6 +64,7 @@ import functools
 import types
 
 import tensorflow as tf
+from helpers import is_kernel
 from zoo import NUM_CLASSES, forward_input
 
 __all__ = [
@@ -97,32 +98,6 @@ def _is_keras3(k) -> bool:
 # --------------------------------------------------------------------------
 # The kernel rule
 # --------------------------------------------------------------------------
-
-# Parameters that never multiply their input but can have rank >= 2:
-# MultiHeadAttention's and EinsumDense's per-head biases (heads, key_dim),
-# PReLU's alpha (1, 1, C), LayerNormalization's gamma/beta when it normalizes
-# over (H, W, C) as in WGAN-GP. Keras names them so in both Kerases.
-NON_KERNEL_NAMES = frozenset({"bias", "alpha", "gamma", "beta"})
-
-
-def _own_name(variable) -> str:
-    """The variable's own name: "kernel" for Keras 3's "kernel" and tf-keras's
-    "model/conv/kernel:0" alike."""
-    return variable.name.split("/")[-1].split(":")[0]
-
-
-def is_kernel(variable) -> bool:
-    """Whether a trainable weight is a kernel, by a rule of rank and name.
-
-    A kernel has rank 2 or more, and its own name is not one of
-    `NON_KERNEL_NAMES`. Rank alone excludes every per-channel vector (biases,
-    normalization gammas and betas, a scalar gamma); the names exclude the
-    non-multiplying parameters that can be rank 2 or more. The name is not
-    used to *include*: hand-written layers name their weights freely ("w",
-    or nothing at all, which gives "variable" in Keras 3 and "Variable" in
-    tf-keras).
-    """
-    return len(variable.shape) >= 2 and _own_name(variable) not in NON_KERNEL_NAMES
 
 
 def count_kernels(model) -> int:

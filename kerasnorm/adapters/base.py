@@ -88,13 +88,14 @@ class Adapter(abc.ABC):
     def substitute(
         self, layer, substitutions: Sequence[tuple[Any, tf.Tensor]]
     ) -> contextlib.AbstractContextManager:
-        """Context in which `layer` computes with tensors instead of variables.
+        """Context in which `layer` computes with tensors instead of kernels.
 
         Args:
             layer: A built layer.
-            substitutions: `(variable, tensor)` pairs; inside the context,
-                `layer`'s call reads `tensor` wherever it reads `variable`,
-                in `layer` itself or in any layer it holds.
+            substitutions: `(kernel, tensor)` pairs, each kernel a
+                `kerasnorm.layers.kernels.Kernel` of `layer`; inside the
+                context, `layer`'s call reads `tensor` wherever it reads the
+                kernel's variable, in `layer` itself or in any layer it holds.
         """
 
     # Reading and building graphs.

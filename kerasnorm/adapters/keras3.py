@@ -78,7 +78,8 @@ class Keras3Adapter(Adapter):
         # tensor, whatever attribute the layer keeps it in. It replaces any
         # enclosing scope, so that scope's mapping is carried over.
         outer = get_stateless_scope()
-        scope = keras.StatelessScope(substitutions, initialize_variables=False)
+        mapping = [(kernel.variable, tensor) for kernel, tensor in substitutions]
+        scope = keras.StatelessScope(mapping, initialize_variables=False)
         if outer is not None:
             scope.state_mapping = {**outer.state_mapping, **scope.state_mapping}
             scope.collect_losses = outer.collect_losses

@@ -66,22 +66,21 @@ class TfKerasAdapter(Adapter):
     def substitute(self, layer, substitutions):
         # tf-keras layers read their kernels from plain attributes
         # (`self.kernel`, `self.cell.kernel` in an LSTM), so the tensor stands
-        # in the attribute of whichever layer holds the variable, for the
+        # in the attribute of the layer that keeps the variable, for the
         # duration of the call, cast as an AutoCastVariable would be.
-        by_id = {id(variable): tensor for variable, tensor in substitutions}
-        saved = []
-        for owner in (layer, *layer.submodules):
-            for name, value in list(vars(owner).items()):
-                if id(value) in by_id:
-                    saved.append((owner, name, value))
+        saved = [
+            (kernel.holder, kernel.attribute, kernel.variable)
+            for kernel, _ in substitutions
+        ]
         try:
-            for owner, name, variable in saved:
-                tensor = tf.cast(by_id[id(variable)], owner.compute_dtype)
-                object.__setattr__(owner, name, tensor)
+            for kernel, tensor in substitutions:
+                holder = kernel.holder
+                value = tf.cast(tensor, holder.compute_dtype)
+                object.__setattr__(holder, kernel.attribute, value)
             yield
         finally:
-            for owner, name, variable in saved:
-                object.__setattr__(owner, name, variable)
+            for holder, attribute, variable in saved:
+                object.__setattr__(holder, attribute, variable)
 
     def graph_view(self, model):
         if not isinstance(model, tf_keras.Model) or not getattr(

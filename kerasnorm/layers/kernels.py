@@ -15,8 +15,8 @@ Keras's own layers and for layers it does not know:
   are searched the same way, and its own trainable weights of rank 2 or
   more are kernels too, read in Keras's `(..., in, out)` convention (the
   record says the layout was assumed).
-* Weights named `bias`, `beta` or `gamma`, and weights of rank 0 or 1, are
-  never kernels: they add or scale, they do not mix inputs.
+* Weights named `bias`, `beta`, `gamma` or `alpha`, and weights of rank 0
+  or 1, are never kernels: they add or scale, they do not mix inputs.
 
 Nothing is left out in silence: a kernel that spectral normalization cannot
 apply to (a LoRA-enabled or quantized layer, a kernel whose place in the
@@ -31,8 +31,10 @@ from typing import Any
 
 from kerasnorm.ops import layouts
 
-# Weights that shift or scale activations; they never mix inputs.
-_NOT_KERNELS = frozenset({"bias", "beta", "gamma"})
+# Weights that shift or scale activations (biases, normalization offsets
+# and scales, PReLU's slopes), however many axes they have: they never mix
+# inputs.
+_NOT_KERNELS = frozenset({"bias", "beta", "gamma", "alpha"})
 
 # Keras's own classes are recognised by name, in the layer's class
 # hierarchy, only when the class comes from Keras itself.
@@ -49,8 +51,10 @@ class Kernel:
             `"forward_lstm/lstm_cell/kernel"`, `"query/kernel"`).
         variable: The weight itself.
         layout: How it maps inputs to outputs, as in `kerasnorm.ops.layouts`.
-        owner: The name of the layer that created the weight (`"query"` for
-            MultiHeadAttention's query projection).
+        holder: The layer that keeps the weight: the layer itself, or one it
+            holds (MultiHeadAttention's `query` projection, an LSTM's cell).
+        attribute: The attribute of `holder` the weight is stored in, or
+            None if kerasnorm cannot find one (then `problem` says so).
         constraint_key: Where, in the layer's config, the constraint
             argument that reaches this kernel is: a path of keys and list
             indices (`("kernel_constraint",)`,
@@ -65,10 +69,16 @@ class Kernel:
     path: str
     variable: Any
     layout: str
-    owner: str
+    holder: Any
+    attribute: str | None
     constraint_key: tuple | None
     assumed_layout: bool = False
     problem: str | None = None
+
+    @property
+    def owner(self) -> str:
+        """The name of the layer that keeps the weight (`"query"`, ...)."""
+        return self.holder.name
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -124,7 +134,7 @@ def _keras_class_names(layer) -> set[str]:
     }
 
 
-def _weight(layer, attributes, path, layout, key, adapter, place, owner=None):
+def _weight(layer, attributes, path, layout, key, adapter, place):
     """The kernel held in the first of `attributes` that `layer` has."""
     # Keras 3 keeps some kernels in a private attribute behind a property
     # (Dense's `kernel` adds LoRA's product when LoRA is on).
@@ -139,16 +149,21 @@ def _weight(layer, attributes, path, layout, key, adapter, place, owner=None):
     )
     if variable is None:
         return None
-    problem = _kernel_problem(layer)
     config_key = None if place.config is None else (*place.config, key)
     return Kernel(
         path=place.prefix + path,
         variable=variable,
         layout=layout,
-        owner=owner or layer.name,
+        holder=layer,
+        attribute=_stored_in(layer, variable),
         constraint_key=config_key,
-        problem=problem,
+        problem=_kernel_problem(layer),
     )
+
+
+def _stored_in(layer, variable) -> str | None:
+    """The attribute of `layer` whose value is `variable` (not a property)."""
+    return next((k for k, v in vars(layer).items() if v is variable), None)
 
 
 def _kernel_problem(layer) -> str | None:
@@ -327,8 +342,6 @@ _HANDLERS = (
     ({"EinsumDense"}, _einsum_dense),
     ({"MultiHeadAttention", "GroupQueryAttention"}, _attention),
     ({"SimpleRNNCell", "LSTMCell", "GRUCell", "ConvLSTMCell"}, _simple(*_CELL)),
-    # An elementwise slope per unit, however many axes it has.
-    ({"PReLU"}, _simple()),
     ({"StackedRNNCells"}, _stacked_cells),
     ({"RNN"}, _rnn),
     ({"Bidirectional"}, _bidirectional),
@@ -377,7 +390,8 @@ def _leftovers(layer, adapter, place, found) -> Iterator[Kernel]:
                 path=place.prefix + _short_name(variable),
                 variable=variable,
                 layout="dense",
-                owner=layer.name,
+                holder=layer,
+                attribute=None,
                 constraint_key=None,
                 assumed_layout=True,
                 problem=(
@@ -394,7 +408,8 @@ def _leftovers(layer, adapter, place, found) -> Iterator[Kernel]:
             path=place.prefix + attribute.lstrip("_"),
             variable=variable,
             layout="dense",
-            owner=layer.name,
+            holder=layer,
+            attribute=attribute,
             constraint_key=(*place.config, key) if reaches else None,
             assumed_layout=True,
             problem=_kernel_problem(layer),
@@ -416,24 +431,26 @@ def _short_name(variable) -> str:
 
 
 def _sublayers(layer, adapter) -> list[tuple[str, Any]]:
-    """`(attribute, layer)` for every layer held in an attribute of `layer`."""
-    found = []
-    for name, value in vars(layer).items():
-        if isinstance(value, adapter.layers.Layer):
-            found.append((name.lstrip("_") or name, value))
-        elif isinstance(value, (list, tuple)):
-            found.extend(
-                (f"{name.lstrip('_')}[{index}]", item)
-                for index, item in enumerate(value)
-                if isinstance(item, adapter.layers.Layer)
-            )
+    """`(attribute, layer)` for every layer held in an attribute of `layer`.
+
+    Each sublayer once, under the first name found for it: public
+    attributes first, so that a layer kept both in `self.f` and in Keras's
+    own tracking list (`_layers`, `_self_tracked_trackables`) is `f`.
+    """
+    found = {}
+    names = sorted(vars(layer), key=lambda name: name.startswith("_"))
+    for name in names:
+        value = vars(layer)[name]
+        if isinstance(value, (list, tuple)):
+            items = [(f"{name.lstrip('_')}[{i}]", v) for i, v in enumerate(value)]
         elif isinstance(value, dict):
-            found.extend(
-                (f"{name.lstrip('_')}[{key!r}]", item)
-                for key, item in value.items()
-                if isinstance(item, adapter.layers.Layer)
-            )
-    return found
+            items = [(f"{name.lstrip('_')}[{k!r}]", v) for k, v in value.items()]
+        else:
+            items = [(name.lstrip("_") or name, value)]
+        for path, item in items:
+            if isinstance(item, adapter.layers.Layer) and id(item) not in found:
+                found[id(item)] = (path, item)
+    return list(found.values())
 
 
 def _config(layer) -> dict | None:

@@ -180,7 +180,7 @@ class SpectralNormalizationBase:
         else:
             kernels = self._normalized_kernels(training=bool(training))
         substitutions = [
-            (kernel.variable, value)
+            (kernel, value)
             for (kernel, _), value in zip(self._kernels, kernels, strict=True)
         ]
         if self._passes["training"]:
