@@ -8,7 +8,6 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from kerasnorm.adapters import adapter_for
 from kerasnorm.errors import KerasNormTypeError
 from kerasnorm.plan import plan
 from kerasnorm.rewrite import rewrite
@@ -73,7 +72,6 @@ def apply_normalization(
     >>> type(d.get_layer("conv1").kernel_constraint).__name__
     'SpectralNorm'
     """
-    check_model(model)
     the_plan = plan(
         model, policy, role=role, rules=rules, mode=mode, strict=strict, **sn_options
     )
@@ -82,28 +80,6 @@ def apply_normalization(
     new_model = rewrite(the_plan)
     _recompile(model, new_model)
     return new_model
-
-
-def check_model(model) -> None:
-    """Raises `KerasNormTypeError` unless `model` is a functional or Sequential."""
-    if isinstance(model, (list, tuple, dict)) or not hasattr(model, "name"):
-        raise KerasNormTypeError(
-            f"Expected a Keras model, received {type(model).__name__}."
-        )
-    adapter = adapter_for(model)
-    if not adapter.is_model(model):
-        raise KerasNormTypeError(
-            f"Expected a Keras model, received the layer {model.name!r} "
-            f"({type(model).__name__}). Wrap it in a functional model first."
-        )
-    if adapter.graph_view(model) is None:
-        raise KerasNormTypeError(
-            f"Model {model.name!r} of class {type(model).__name__} has no layer graph "
-            "(a subclassed model, or a Sequential without an input shape), so "
-            "kerasnorm cannot see where its layers connect. Build it with the "
-            "functional API or as a Sequential starting with keras.Input(...), "
-            "or attach kerasnorm.SpectralNorm / PixelNorm in its code by hand."
-        )
 
 
 def _recompile(original, new_model) -> None:

@@ -44,6 +44,7 @@ import tensorflow as tf
 
 from kerasnorm import roles as roles_lib
 from kerasnorm.adapters import adapter_for
+from kerasnorm.errors import KerasNormTypeError
 from kerasnorm.ir import ModelIR, Ref, read_model
 from kerasnorm.layers.kernels import find_kernels
 
@@ -80,13 +81,37 @@ def to_graph(model, role: str = "auto") -> nx.DiGraph:
     >>> graph.nodes["conv1"]["class_name"], graph.nodes["conv1"]["role"]
     ('Conv2D', 'discriminator')
     """
-    adapter = adapter_for(model)
+    adapter = check_model(model)
     ir = read_model(model, adapter)
     graph = nx.DiGraph(model=model, adapter=adapter, ir=ir)
     _add_model(graph, ir, adapter, scope=(), sources=None)
     graph.graph["roles"] = roles_lib.assign(graph, role)
     roles_lib.mark_regions(graph)
     return graph
+
+
+def check_model(model):
+    """The adapter of `model`; raises `KerasNormTypeError` unless it is a
+    functional or Sequential Keras model."""
+    if isinstance(model, (list, tuple, dict)) or not hasattr(model, "name"):
+        raise KerasNormTypeError(
+            f"Expected a Keras model, received {type(model).__name__}."
+        )
+    adapter = adapter_for(model)
+    if not adapter.is_model(model):
+        raise KerasNormTypeError(
+            f"Expected a Keras model, received the layer {model.name!r} "
+            f"({type(model).__name__}). Wrap it in a functional model first."
+        )
+    if adapter.graph_view(model) is None:
+        raise KerasNormTypeError(
+            f"Model {model.name!r} of class {type(model).__name__} has no layer graph "
+            "(a subclassed model, or a Sequential without an input shape), so "
+            "kerasnorm cannot see where its layers connect. Build it with the "
+            "functional API or as a Sequential starting with keras.Input(...), "
+            "or attach kerasnorm.SpectralNorm / PixelNorm in its code by hand."
+        )
+    return adapter
 
 
 def node_id(scope: tuple[str, ...], name: str) -> str:

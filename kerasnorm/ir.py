@@ -162,15 +162,12 @@ def read_model(model, adapter, cache: dict | None = None) -> ModelIR:
         The model's `ModelIR`; nodes calling a nested functional or
         Sequential model carry its `ModelIR` as `submodel`.
 
-    Raises:
-        ValueError: If `model` has no graph (a subclassed model).
+    The caller checks that `model` has a graph (`kerasnorm.graph.check_model`).
     """
     cache = {} if cache is None else cache
     if id(model) in cache:
         return cache[id(model)]
     view = adapter.graph_view(model)
-    if view is None:
-        raise ValueError(f"Model {model.name!r} has no functional graph.")
     refs: dict[int, Ref] = {}
     nodes: dict[str, Node] = {}
     # A shared operation's calls are numbered in the order they were made.

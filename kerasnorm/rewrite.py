@@ -113,7 +113,7 @@ class _Rewriter:
         for kernel in find_kernels(clone, self.adapter):
             constraint = constrained_by(kernel)
             if isinstance(constraint, ours):
-                constraint.build(kernel.variable)
+                constraint.build(kernel.variable, kernel.owner)
 
     def _build(self, ir: ModelIR):
         if id(ir.model) in self.models:

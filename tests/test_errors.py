@@ -173,6 +173,51 @@ def _compiled(env):
     return _sn(env.model)
 
 
+def _linear(env):
+    """A custom layer making its own kernel, with no constraint argument."""
+
+    class Linear(env.k.layers.Layer):
+        def build(self, input_shape):
+            self.w = self.add_weight(name="w", shape=(input_shape[-1], 2))
+
+        def call(self, x):
+            return tf.matmul(x, self.w)
+
+    return _with_custom_layer(env, Linear)
+
+
+def _forgetful(env):
+    """A custom layer taking `kernel_constraint` but not giving it to its kernel."""
+
+    class Forgetful(env.k.layers.Layer):
+        def __init__(self, kernel_constraint=None, **kwargs):
+            super().__init__(**kwargs)
+            self.kernel_constraint = env.k.constraints.get(kernel_constraint)
+
+        def build(self, input_shape):
+            self.kernel = self.add_weight(name="kernel", shape=(input_shape[-1], 2))
+
+        def call(self, x):
+            return tf.matmul(x, self.kernel)
+
+        def get_config(self):
+            constraint = env.k.constraints.serialize(self.kernel_constraint)
+            return {**super().get_config(), "kernel_constraint": constraint}
+
+    return _with_custom_layer(env, Forgetful)
+
+
+def _dict_layout_on(env, layer_name):
+    layer = env.k.layers.Dense(2, name=layer_name)
+    layer(np.ones((1, 3), "float32"))
+    return env.adapter.SpectralNorm(layout={"query": "dense"})(layer.kernel)
+
+
+def _wrapped_and_called(env, layer, shape):
+    wrapper = env.adapter.SpectralNormalization(layer)
+    return wrapper(np.ones(shape, "float32"))
+
+
 def _unbuilt_wrapper(env):
     return env.adapter.SpectralNormalization(env.k.layers.Dense(3)).fold()
 
@@ -246,6 +291,16 @@ CASES: dict[str, list[Case]] = {
             KerasNormError,
             "has no layer graph",
             lambda env: kerasnorm.apply_normalization(_subclassed(env), "sngan"),
+        ),
+        Case(
+            kerasnorm.KerasNormTypeError,
+            "has no layer graph",
+            lambda env: kerasnorm.plan(_subclassed(env), "sngan"),
+        ),
+        Case(
+            kerasnorm.KerasNormTypeError,
+            "has no layer graph",
+            lambda env: kerasnorm.to_graph(_subclassed(env)),
         ),
     ],
     "Keras 3 on another backend than TensorFlow": [
@@ -355,6 +410,14 @@ CASES: dict[str, list[Case]] = {
     "A compiled model loses its optimizer state": [
         Case(UserWarning, "fresh optimizer of the same configuration", _compiled),
     ],
+    "A strict plan with kernels it cannot normalize": [
+        Case(
+            KerasNormError,
+            r"has kernels its rules chose but cannot normalize \(strict=True\): "
+            r"custom \(w\): no constraint argument",
+            lambda env: _sn(_linear(env), strict=True),
+        ),
+    ],
     # Rewriting custom layers
     "A layer that cannot be cloned from its config": [
         Case(
@@ -369,6 +432,14 @@ CASES: dict[str, list[Case]] = {
             r"Layer 'custom': its clone has weights \[\(192, 2\)\], the original "
             r"\[\(192, 5\)\]",
             lambda env: _sn(_incomplete_config(env)),
+        ),
+    ],
+    "A constraint argument that does not reach its kernel": [
+        Case(
+            KerasNormError,
+            "Layer 'custom' \\(Forgetful\\) took a SpectralNorm in its config at "
+            "'kernel_constraint', but its kernel 'kernel' did not get it",
+            lambda env: _sn(_forgetful(env)),
         ),
     ],
     # Layers and constraints
@@ -405,7 +476,42 @@ CASES: dict[str, list[Case]] = {
             "cannot wrap layer 're_lu' of type ReLU",
             lambda env: env.adapter.SpectralNormalization(
                 env.k.layers.ReLU(name="re_lu")
+            )(np.ones((1, 3), "float32")),
+        ),
+    ],
+    "SpectralNormalization around a kernel it cannot normalize": [
+        Case(
+            KerasNormError,
+            "cannot normalize dense/kernel of 'keras_sn': normalized already by "
+            "Keras's own SpectralNormalization",
+            lambda env: _wrapped_and_called(
+                env,
+                env.k.layers.SpectralNormalization(
+                    env.k.layers.Dense(2, name="dense"), name="keras_sn"
+                ),
+                (1, 3),
             ),
+            # tf-keras's own wrapper cannot be built at all (a TypeError).
+            kerases=("keras3",),
+        ),
+        Case(
+            KerasNormError,
+            "cannot normalize kernel of 'local': a locally connected kernel",
+            lambda env: _wrapped_and_called(
+                env, env.k.layers.LocallyConnected1D(2, 3, name="local"), (1, 5, 2)
+            ),
+            kerases=("tf_keras",),
+        ),
+    ],
+    "SpectralNormalization around an unbuilt layer with several inputs": [
+        Case(
+            KerasNormError,
+            "cannot build MultiHeadAttention 'mha' from the shape of its first "
+            "input alone",
+            lambda env: env.adapter.SpectralNormalization(
+                env.k.layers.MultiHeadAttention(2, 4, name="mha")
+            )(np.ones((1, 3, 4), "float32"), np.ones((1, 3, 4), "float32")),
+            kerases=("keras3",),
         ),
     ],
     "SpectralNormalization used before it is built": [
@@ -416,6 +522,48 @@ CASES: dict[str, list[Case]] = {
             KerasNormError,
             "Unknown kernel `layout` 'rows'",
             lambda env: env.adapter.SpectralNorm(layout="rows"),
+        ),
+    ],
+    "An einsum layout kerasnorm cannot use": [
+        Case(
+            KerasNormError,
+            "Cannot read the einsum layout 'ab->b'",
+            lambda env: env.adapter.SpectralNorm(layout="ab->b"),
+        ),
+        Case(
+            KerasNormError,
+            "Kernel axis 'b' of 'abc,bcd->abd' appears in both the input and the "
+            "output",
+            lambda env: env.adapter.SpectralNorm(layout="abc,bcd->abd"),
+        ),
+    ],
+    "A layout for a kernel of another rank": [
+        Case(
+            KerasNormError,
+            r"Layout 'ab,bc->ac' describes a kernel of rank 2, not 3",
+            lambda env: env.adapter.SpectralNorm(layout="ab,bc->ac")(
+                tf.ones([2, 2, 2])
+            ),
+        ),
+    ],
+    "Layouts by layer that do not fit the kernel": [
+        Case(
+            KerasNormError,
+            "A dict `layout` maps layer names to layouts",
+            lambda env: env.adapter.SpectralNorm(layout={}),
+        ),
+        Case(
+            KerasNormError,
+            "needs the kernel variable to know which layout applies",
+            lambda env: env.adapter.SpectralNorm(layout={"query": "dense"})(
+                tf.ones([3, 2])
+            ),
+        ),
+        Case(
+            KerasNormError,
+            r"has layouts for kernels of \['query'\], but kernel .* belongs to "
+            "layer 'proj'",
+            lambda env: _dict_layout_on(env, "proj"),
         ),
     ],
     "A kernel of rank 1": [

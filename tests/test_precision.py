@@ -24,7 +24,9 @@ def _kernels_and_layouts(model, adapter):
         elif isinstance(
             getattr(layer, "kernel_constraint", None), adapter.SpectralNorm
         ):
-            found.append((np.asarray(layer.kernel), layer.kernel_constraint.layout))
+            found.append(
+                (np.asarray(layer.kernel, "float32"), layer.kernel_constraint.layout)
+            )
     return found
 
 
@@ -43,12 +45,13 @@ def _train(model, adapter, steps=STEPS, jit_compile=False):
 
 
 @pytest.mark.parametrize("mode", ["constraint", "reparam"])
-def test_mixed_float16_global_policy(adapter, mode):
-    adapter.keras.mixed_precision.set_global_policy("mixed_float16")
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_global_policy(adapter, mode, policy):
+    adapter.keras.mixed_precision.set_global_policy(policy)
     model = kerasnorm.apply_normalization(
         zoo.dcgan_discriminator(adapter.keras), "sngan", mode=mode
     )
-    assert model.get_layer("conv_1").compute_dtype == "float16"
+    assert model.get_layer("conv_1").compute_dtype == policy.split("_")[1]
     losses = _train(model, adapter)
     assert np.all(np.isfinite(losses))
     assert all(np.all(np.isfinite(np.asarray(w))) for w in model.weights)
@@ -64,6 +67,31 @@ def test_mixed_float16_global_policy(adapter, mode):
         if isinstance(constraint, adapter.SpectralNorm):
             for _, state, _ in constraint._states.values():
                 assert state.dtype == "float32"
+
+
+@pytest.mark.parametrize("mode", ["constraint", "reparam"])
+def test_float64_models_train_with_float64_sigma(adapter, mode):
+    # The vectors follow the kernel's precision: float64 kernels keep it.
+    adapter.keras.mixed_precision.set_global_policy("float64")
+    model = kerasnorm.apply_normalization(
+        zoo.dcgan_discriminator(adapter.keras), "sngan", mode=mode
+    )
+    conv = model.get_layer("conv_1")
+    assert (conv.layer if mode == "reparam" else conv).kernel.dtype == "float64"
+    losses = _train(model, adapter, steps=4)
+    assert np.all(np.isfinite(losses))
+    normalized = _kernels_and_layouts(model, adapter)
+    assert len(normalized) == 3
+    for kernel, layout in normalized:
+        assert top_singular_value(kernel, layout) == pytest.approx(1.0, abs=1e-3)
+    for layer in model.layers:
+        for weight in layer.non_trainable_weights:
+            if "vectors" in weight.name:
+                assert weight.dtype == "float64"
+        constraint = getattr(layer, "kernel_constraint", None)
+        if isinstance(constraint, adapter.SpectralNorm):
+            for _, state, _ in constraint._states.values():
+                assert state.dtype == "float64"
 
 
 @pytest.mark.parametrize("mode", ["constraint", "reparam"])

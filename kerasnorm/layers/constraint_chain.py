@@ -43,11 +43,11 @@ class ConstraintChainBase:
             value = project(value, variable) if project else constraint(value)
         return value
 
-    def build(self, variable) -> None:
+    def build(self, variable, owner: str | None = None) -> None:
         """Builds the state of the members that keep one (`SpectralNorm.build`)."""
         for constraint in self.constraints:
             if hasattr(constraint, "project"):
-                constraint.build(variable)
+                constraint.build(variable, owner)
 
     def get_config(self):
         serialize = self._adapter.keras.constraints.serialize

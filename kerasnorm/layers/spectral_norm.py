@@ -136,7 +136,7 @@ class SpectralNormBase:
         # A zero kernel has sigma_max 0: leave it as it is.
         return tf.where(sigma_max > self.tracking.eps, scale, tf.ones_like(scale))
 
-    def build(self, variable) -> tf.Variable:
+    def build(self, variable, owner: str | None = None) -> tf.Variable:
         """Creates the state for the kernel `variable`, if it has none yet.
 
         The state (the kernel's top singular vectors) starts empty and is
@@ -146,13 +146,19 @@ class SpectralNormBase:
         Building it beforehand, as `apply_normalization` does, creates it
         under the distribution strategy in scope at that time.
 
+        Args:
+            variable: The kernel variable.
+            owner: For a dict `layout`, the name of the layer that made the
+                kernel; by default read from the variable's name (tf-keras
+                leaves the layer's name out of a weight made outside a call).
+
         Returns:
             The state variable.
         """
         entry = self._states.get(id(variable))
         if entry is not None:
             return entry[1]
-        layout = self._layout_for(variable)
+        layout = self._layout_for(variable, owner)
         with tf.init_scope():
             state = tf.Variable(
                 self.tracking.empty_state(
@@ -166,7 +172,7 @@ class SpectralNormBase:
         self._states[id(variable)] = (variable, state, layout)
         return state
 
-    def _layout_for(self, variable) -> str:
+    def _layout_for(self, variable, owner: str | None = None) -> str:
         """The layout of `variable`, looked up by its owner for a dict layout."""
         if isinstance(self.layout, str):
             return self.layout
@@ -176,7 +182,7 @@ class SpectralNormBase:
                 "kernel variable to know which layout applies; it was given a "
                 "plain tensor. Call it on the variable, or give one layout."
             )
-        owner = self._adapter.owner_name(variable)
+        owner = owner or self._adapter.owner_name(variable)
         if owner not in self.layout:
             raise KerasNormValueError(
                 f"SpectralNorm has layouts for kernels of {sorted(self.layout)}, "

@@ -60,22 +60,23 @@ def check_layout(layout: str) -> str:
     )
 
 
-def matrix_axes(layout: str, rank: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def matrix_axes(layout: str, kernel_shape) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The kernel axes that make the rows and the columns of the matrix view.
 
     Args:
         layout: One of `LAYOUTS`, or an einsum equation.
-        rank: The kernel's rank.
+        kernel_shape: The kernel's shape.
 
     Returns:
         `(rows, columns)`, two tuples of axes that together list every axis
         of the kernel once.
     """
     check_layout(layout)
+    rank = len(kernel_shape)
     if rank < 2:
         raise KerasNormValueError(
             f"A kernel needs rank 2 or more for spectral normalization. "
-            f"Received a kernel of rank {rank}."
+            f"Received shape {tuple(int(d) for d in kernel_shape)}."
         )
     leading = tuple(range(rank - 2))
     if layout == "dense":
@@ -120,7 +121,7 @@ def _einsum_axes(equation: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
 def matrix_shape(kernel_shape, layout: str = "dense") -> tuple[int, int]:
     """The (rows, columns) of the matrix view of a kernel of `kernel_shape`."""
     shape = [int(d) for d in kernel_shape]
-    rows, cols = matrix_axes(layout, len(shape))
+    rows, cols = matrix_axes(layout, shape)
     return math.prod(shape[a] for a in rows), math.prod(shape[a] for a in cols)
 
 
@@ -137,7 +138,7 @@ def kernel_matrix(kernel: tf.Tensor, layout: str = "dense") -> tf.Tensor:
         A tensor of shape `matrix_shape(kernel.shape, layout)`.
     """
     shape = matrix_shape(kernel.shape, layout)
-    rows, cols = matrix_axes(layout, len(kernel.shape))
+    rows, cols = matrix_axes(layout, kernel.shape)
     order = [*rows, *cols]
     if order != sorted(order):
         kernel = tf.transpose(kernel, order)
@@ -156,7 +157,7 @@ def matrix_kernel(matrix: tf.Tensor, kernel_shape, layout: str = "dense") -> tf.
         A tensor of shape `kernel_shape`.
     """
     shape = [int(d) for d in kernel_shape]
-    rows, cols = matrix_axes(layout, len(shape))
+    rows, cols = matrix_axes(layout, shape)
     order = [*rows, *cols]
     permuted = tf.reshape(matrix, [shape[axis] for axis in order])
     if order == sorted(order):
