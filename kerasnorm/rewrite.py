@@ -17,6 +17,7 @@ kernels.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 
 import tensorflow as tf
 
@@ -144,7 +145,10 @@ class _Rewriter:
                 tensors[Ref(node.name, 0)] = self.adapter.make_input(node.op)
                 continue
             args, kwargs = map_refs((node.args, node.kwargs), tensors.__getitem__)
-            outputs = self._op_for(node)(*args, **kwargs)
+            op = self._op_for(node)
+            if isinstance(op, self.adapter.SpectralNormalization):
+                args, kwargs = _inputs_by_keyword(op.layer, args, kwargs)
+            outputs = op(*args, **kwargs)
             for index, tensor in enumerate(tf.nest.flatten(outputs)):
                 tensors[Ref(node.name, index)] = tensor
         return self.adapter.make_model(
@@ -237,6 +241,25 @@ class _Rewriter:
                 clone, name=op.name, dtype=op.dtype_policy, **action.options
             )
         return clone
+
+
+def _inputs_by_keyword(layer, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """`args` after the first passed by the names `layer.call` gives them.
+
+    A wrapper's call takes `(inputs, *args, **kwargs)`; tf-keras saves the
+    arguments of a call in a model's config by name, and drops positional
+    ones it cannot name (MultiHeadAttention's `value`, passed to the wrapper).
+    """
+    if len(args) <= 1:
+        return args, kwargs
+    names = [
+        p.name
+        for p in inspect.signature(layer.call).parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    if len(names) < len(args):
+        return args, kwargs
+    return args[:1], {**dict(zip(names[1:], args[1:], strict=False)), **kwargs}
 
 
 def _all_names(ir: ModelIR) -> set[str]:

@@ -98,6 +98,11 @@ class Adapter(abc.ABC):
                 kernel's variable, in `layer` itself or in any layer it holds.
         """
 
+    @abc.abstractmethod
+    def run_to_build(self, layer, input_shape) -> None:
+        """Runs `layer` on a symbolic input of `input_shape`, if this Keras
+        needs that to create weights a layer makes at its first call."""
+
     # Reading and building graphs.
 
     @abc.abstractmethod

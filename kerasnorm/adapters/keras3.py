@@ -88,6 +88,12 @@ class Keras3Adapter(Adapter):
         if outer is not None:
             outer.losses.extend(scope.losses)
 
+    def run_to_build(self, layer, input_shape):
+        # Keras 3 locks a layer's state once built, so a wrapper must create
+        # its own weights in `build`: the wrapped layer's kernels must exist
+        # by then, including those of sublayers it builds at its first call.
+        layer.compute_output_spec(keras.KerasTensor(input_shape))
+
     def graph_view(self, model):
         graph = model._functional if isinstance(model, keras.Sequential) else model
         if not isinstance(graph, Functional):

@@ -82,6 +82,10 @@ class TfKerasAdapter(Adapter):
             for holder, attribute, variable in saved:
                 object.__setattr__(holder, attribute, variable)
 
+    def run_to_build(self, layer, input_shape):
+        """tf-keras lets a wrapper add weights at its first call, after the
+        wrapped layer made its own there."""
+
     def graph_view(self, model):
         if not isinstance(model, tf_keras.Model) or not getattr(
             model, "_is_graph_network", False

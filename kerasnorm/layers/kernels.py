@@ -212,10 +212,12 @@ def _einsum_dense(layer, adapter, place):
 
 
 def _attention(layer, adapter, place):
-    # One `kernel_constraint` argument reaches all four projections, whose
-    # layouts differ: query, key and value map `in` to heads x dim, the
-    # output projection heads x dim to `out`.
-    for attribute in ("_query_dense", "_key_dense", "_value_dense", "_output_dense"):
+    # One `kernel_constraint` argument reaches every projection, whose
+    # layouts differ: query, key and value (and GroupedQueryAttention's
+    # gate) map `in` to heads x dim, the output projection heads x dim to
+    # `out`.
+    projections = ("_query_dense", "_key_dense", "_gate_dense", "_value_dense")
+    for attribute in (*projections, "_output_dense"):
         projection = getattr(layer, attribute, None)
         if projection is None:
             continue
@@ -340,7 +342,7 @@ _HANDLERS = (
         _simple((("embeddings",), "embeddings", "dense", "embeddings_constraint")),
     ),
     ({"EinsumDense"}, _einsum_dense),
-    ({"MultiHeadAttention", "GroupQueryAttention"}, _attention),
+    ({"MultiHeadAttention", "GroupedQueryAttention"}, _attention),
     ({"SimpleRNNCell", "LSTMCell", "GRUCell", "ConvLSTMCell"}, _simple(*_CELL)),
     ({"StackedRNNCells"}, _stacked_cells),
     ({"RNN"}, _rnn),

@@ -109,6 +109,10 @@ class SpectralNormalizationBase:
                 ) from error
         super().build(input_shape)
         self._track_kernels()
+        if self._kernels is None and input_shape is not None:
+            # A layer that makes its kernels (or its sublayers') at its first call.
+            self._adapter.run_to_build(self.layer, input_shape)
+            self._track_kernels()
         self.built = True
 
     def _track_kernels(self) -> None:
