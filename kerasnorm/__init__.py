@@ -26,7 +26,7 @@ from kerasnorm.errors import (
 )
 from kerasnorm.export import fold
 from kerasnorm.graph import to_graph
-from kerasnorm.plan import Edit, Plan, plan
+from kerasnorm.plan import Edit, KernelStatus, Plan, plan
 from kerasnorm.policies import get_policy, register_policy, registered_policies
 from kerasnorm.rules import Rule
 
@@ -48,6 +48,7 @@ __all__ = [
     "KerasNormError",
     "KerasNormTypeError",
     "KerasNormValueError",
+    "KernelStatus",
     "MissingDependencyError",
     "PixelNorm",
     "Plan",

@@ -64,25 +64,36 @@ def fold(model):
 
 
 def _fold_model(model, adapter, copies: dict):
+    weights: list = []
+
     def copy(layer):
         if id(layer) not in copies:
-            copies[id(layer)] = _fold_layer(layer, adapter, copies)
+            copies[id(layer)] = _fold_layer(layer, adapter, copies, weights)
         return copies[id(layer)]
 
-    return adapter.keras.models.clone_model(model, clone_function=copy)
+    folded = adapter.keras.models.clone_model(model, clone_function=copy)
+    # Set once the copies are built by their calls in the new graph: a layer
+    # may make its weights only there (tf-keras's MultiHeadAttention).
+    for layer, values in weights:
+        layer.set_weights(values)
+    return folded
 
 
-def _fold_layer(layer, adapter, copies: dict):
+def _fold_layer(layer, adapter, copies: dict, weights: list):
     if adapter.is_model(layer):
         return _fold_model(layer, adapter, copies)
     if isinstance(layer, adapter.SpectralNormalization):
         # The plain layer keeps the name the model knew it by.
-        return _plain_copy(layer.fold(), adapter, name=layer.name)
-    return _plain_copy(layer, adapter, name=layer.name)
+        copy = _plain_copy(layer.layer, adapter, name=layer.name)
+        weights.append((copy, layer.folded_weights()))
+    else:
+        copy = _plain_copy(layer, adapter, name=layer.name)
+        weights.append((copy, layer.get_weights()))
+    return copy
 
 
 def _plain_copy(layer, adapter, name: str):
-    """A built copy of `layer`, weights included, without SN constraints."""
+    """An unbuilt copy of `layer` without SN constraints."""
     config = {**layer.get_config(), "name": name}
     serialize = adapter.keras.constraints.serialize
     for kernel in find_kernels(layer, adapter):
@@ -93,12 +104,7 @@ def _plain_copy(layer, adapter, name: str):
             if len(key) > 1 and kept is not None:
                 kept = serialize(kept)
             set_config_value(config, key, kept)
-    copy = type(layer).from_config(config)
-    build_config = layer.get_build_config()
-    if build_config is not None:
-        copy.build_from_config(build_config)
-    copy.set_weights(layer.get_weights())
-    return copy
+    return type(layer).from_config(config)
 
 
 def _without_spectral(constraint, adapter):

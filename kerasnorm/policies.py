@@ -8,8 +8,12 @@
 | `sagan`  | SN on every kernel                          | SN on every kernel |
 | `biggan` | SN on every kernel but Embedding layers'    | SN on every kernel |
 
-"SN on every kernel" covers Dense, Conv1D/2D/3D, Conv1D/2D/3DTranspose,
-DepthwiseConv1D/2D, SeparableConv1D/2D (both kernels) and Embedding.
+"SN on every kernel" covers every kernel of every layer of the role:
+convolutions and their transposes, depthwise and separable ones (both
+kernels), Dense, Embedding, EinsumDense, MultiHeadAttention's four
+projections, RNN kernels and recurrent kernels, inside Bidirectional and
+TimeDistributed too, and the kernels of your own layers (see
+`kerasnorm.layers.kernels`); the plan lists any it cannot normalize.
 `register_policy` adds your own; a list of names applies several.
 """
 

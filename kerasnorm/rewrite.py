@@ -230,12 +230,8 @@ class _Rewriter:
                 "out of the model you rewrite."
             ) from error
         if isinstance(action, WrapSpectral):
-            # The wrapper finds the kernels of a built layer; a layer with
-            # several inputs (MultiHeadAttention) cannot be built from the
-            # first input's shape, which is all the wrapper is given.
-            build_config = op.get_build_config()
-            if build_config is not None and not clone.built:
-                clone.build_from_config(build_config)
+            # The wrapper finds the kernels of a built layer.
+            self.adapter.build_like(clone, op)
             # The wrapper computes as the layer it wraps (mixed precision).
             clone = self.adapter.SpectralNormalization(
                 clone, name=op.name, dtype=op.dtype_policy, **action.options

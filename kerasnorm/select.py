@@ -163,7 +163,12 @@ def reaches_output() -> Selector:
 
 
 def has_kernel() -> Selector:
-    """Calls of layers with a kernel SN applies to (Dense, Conv*, Embedding...)."""
+    """Calls of layers holding a kernel, at any depth (see `kerasnorm.layers.kernels`).
+
+    Dense, convolutions, Embedding, EinsumDense, attention, RNN layers,
+    Bidirectional and TimeDistributed around them, and layers of your own
+    with kernel sublayers or weights of rank 2 or more.
+    """
     return Selector(lambda g, n: bool(g.nodes[n]["kernels"]), "has_kernel()")
 
 

@@ -59,7 +59,8 @@ def test_plan_prints_the_table(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "Plan for model 'discriminator' (mode='reparam')"
-    assert lines[-1] == "3 changes (3 WrapSpectral), 0 skipped"
+    assert lines[-2] == "3 changes (3 WrapSpectral), 0 skipped"
+    assert lines[-1] == "kernels: 3 normalized"
 
 
 @pytest.mark.filterwarnings("ignore:You are saving your model as an HDF5")

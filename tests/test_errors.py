@@ -218,6 +218,15 @@ def _wrapped_and_called(env, layer, shape):
     return wrapper(np.ones(shape, "float32"))
 
 
+def _folded_attention_wrapper(env):
+    wrapper = env.adapter.SpectralNormalization(
+        env.k.layers.MultiHeadAttention(2, 4, name="mha")
+    )
+    x = np.ones((1, 3, 4), "float32")
+    wrapper(x, value=x)
+    return wrapper.fold()
+
+
 def _unbuilt_wrapper(env):
     return env.adapter.SpectralNormalization(env.k.layers.Dense(3)).fold()
 
@@ -512,6 +521,14 @@ CASES: dict[str, list[Case]] = {
                 env.k.layers.MultiHeadAttention(2, 4, name="mha")
             )(np.ones((1, 3, 4), "float32"), np.ones((1, 3, 4), "float32")),
             kerases=("keras3",),
+        ),
+    ],
+    "Folding a wrapper whose layer makes its weights at its first call": [
+        Case(
+            KerasNormError,
+            "MultiHeadAttention 'mha' makes its weights at its first call",
+            _folded_attention_wrapper,
+            kerases=("tf_keras",),
         ),
     ],
     "SpectralNormalization used before it is built": [

@@ -271,6 +271,14 @@ def test_each_kind_of_kernel_is_normalized_trained_and_saved(
     np.testing.assert_allclose(
         np.asarray(loaded(batch)), np.asarray(new(batch)), rtol=1e-5, atol=1e-6
     )
+    # Folded for export: plain layers computing what the model computes.
+    folded = kerasnorm.fold(new)
+    assert not any(
+        isinstance(w.constraint, adapter.SpectralNorm) for w in folded.weights
+    )
+    np.testing.assert_allclose(
+        np.asarray(folded(batch)), np.asarray(new(batch)), rtol=1e-5, atol=1e-6
+    )
     # The loaded constraints or wrappers find their kernels again.
     _train(k, loaded, batch, steps=1)
     _check_normalized(adapter, loaded, batch, mode, count)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import zoo
-from helpers import kernel_weights, snapshot, top_singular_value
+from helpers import is_kernel, snapshot, top_singular_value
 
 import kerasnorm
 
@@ -81,9 +81,11 @@ def test_sngan_normalizes_every_kernel_and_keeps_weights(adapter, name, mode):
             if isinstance(counterpart, adapter.SpectralNormalization)
             else counterpart
         )
+        # Frozen layers' kernels too: `weights`, not `trainable_weights`.
         constrained = [
             isinstance(w.constraint, (adapter.SpectralNorm, adapter.ConstraintChain))
-            for w in kernel_weights(inner)
+            for w in inner.weights
+            if is_kernel(w)
         ]
         if isinstance(counterpart, adapter.SpectralNormalization):
             normalized.append(layer_name)

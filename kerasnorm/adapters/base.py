@@ -99,6 +99,11 @@ class Adapter(abc.ABC):
         """
 
     @abc.abstractmethod
+    def build_like(self, layer, original) -> None:
+        """Builds the fresh clone `layer` as `original` was built, if this
+        Keras cannot build it inside a wrapper from its first input's shape."""
+
+    @abc.abstractmethod
     def run_to_build(self, layer, input_shape) -> None:
         """Runs `layer` on a symbolic input of `input_shape`, if this Keras
         needs that to create weights a layer makes at its first call."""

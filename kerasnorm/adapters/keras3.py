@@ -88,6 +88,13 @@ class Keras3Adapter(Adapter):
         if outer is not None:
             outer.losses.extend(scope.losses)
 
+    def build_like(self, layer, original):
+        # A wrapper is built from its first input's shape only; a layer with
+        # several inputs (MultiHeadAttention) needs all of them.
+        build_config = original.get_build_config()
+        if build_config is not None and not layer.built:
+            layer.build_from_config(build_config)
+
     def run_to_build(self, layer, input_shape):
         # Keras 3 locks a layer's state once built, so a wrapper must create
         # its own weights in `build`: the wrapped layer's kernels must exist

@@ -82,6 +82,11 @@ class TfKerasAdapter(Adapter):
             for holder, attribute, variable in saved:
                 object.__setattr__(holder, attribute, variable)
 
+    def build_like(self, layer, original):
+        """tf-keras builds a layer with several inputs at its first call,
+        inside the wrapper's, where its weights get the wrapper's name scope
+        (built here they would lose it, and `.h5` files need it)."""
+
     def run_to_build(self, layer, input_shape):
         """tf-keras lets a wrapper add weights at its first call, after the
         wrapped layer made its own there."""

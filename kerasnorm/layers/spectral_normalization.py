@@ -215,6 +215,30 @@ class SpectralNormalizationBase:
             A new built layer of the wrapped layer's class and config.
 
         Raises:
+            KerasNormValueError: If the wrapper is not built yet, or the
+                wrapped layer makes its weights at its first call (tf-keras's
+                MultiHeadAttention): fold the model holding it instead, with
+                `kerasnorm.fold(model)`.
+        """
+        weights = self.folded_weights()
+        layer = type(self.layer).from_config(self.layer.get_config())
+        layer.build_from_config(self.layer.get_build_config())
+        if len(layer.weights) != len(weights):
+            raise KerasNormValueError(
+                f"{type(self.layer).__name__} {self.layer.name!r} makes its "
+                "weights at its first call, so a copy cannot be built from its "
+                "config alone. Fold the model holding it: kerasnorm.fold(model)."
+            )
+        layer.set_weights(weights)
+        return layer
+
+    def folded_weights(self) -> list:
+        """The wrapped layer's weights, each kernel replaced by `W / sigma(W)`.
+
+        In the order of `self.layer.weights`, as numpy arrays: what
+        `set_weights` on a plain copy of the wrapped layer takes.
+
+        Raises:
             KerasNormValueError: If the wrapper is not built yet.
         """
         self._check_built("folding it")
@@ -224,15 +248,10 @@ class SpectralNormalizationBase:
                 self._kernels, self._normalized_kernels(training=False), strict=True
             )
         }
-        layer = type(self.layer).from_config(self.layer.get_config())
-        layer.build_from_config(self.layer.get_build_config())
-        layer.set_weights(
-            [
-                tf.convert_to_tensor(folded.get(id(weight), weight)).numpy()
-                for weight in self.layer.weights
-            ]
-        )
-        return layer
+        return [
+            tf.convert_to_tensor(folded.get(id(weight), weight)).numpy()
+            for weight in self.layer.weights
+        ]
 
     def effective_kernels(self) -> dict[str, tf.Tensor]:
         """The kernels the wrapped layer computes with at inference, `W / sigma(W)`.

@@ -43,17 +43,16 @@ class Tracking:
 
     Block Golub-Kahan-Lanczos from the previous top singular vectors (see
     `kerasnorm.ops.sigma`). Each iteration reads the kernel twice, as one
-    power iteration does. The defaults were chosen by measuring a DCGAN-64
-    discriminator trained with Adam: at most 1.9e-3 relative error in sigma
-    over its first 100 steps, 5e-6 median, about two iterations per step
-    (one power iteration per step, for comparison, erred by up to 0.8).
+    power iteration does. The defaults were chosen from the trade-off table
+    of docs/benchmarks.md (a DCGAN-64 discriminator, 100 Adam steps): the
+    constraint's largest error in sigma there is 6.6e-4, its median 4.3e-6,
+    where one power iteration per step errs by up to 0.249.
 
     Attributes:
         n_iter: Iterations per step, at least (exactly, if `tol` is None).
         tol: Stop once the residual of the top singular pair is at most
             `tol * sigma`; None for exactly `n_iter` iterations. Smaller is
-            more accurate: `1e-3` held the error below 4e-4, `1e-4` below
-            4e-5, in the measurements above.
+            more accurate, and slower: see the trade-off table.
         max_iter: Iterations per step at most, when `tol` is set.
         block_size: Singular vectors kept between steps. Two catch a
             direction that is about to overtake the top one.
