@@ -27,6 +27,8 @@ class Config:
             (keys of `benchmarks.sigma_accuracy.TRADE_OFFS`); none, no curve.
         applications: `keras.applications` models rewritten.
         chain_lengths: Lengths of the Dense chains rewritten.
+        generator_chain_lengths: Activations of the generator chains the
+            `progan` policy rewrites (one PixelNorm inserted after each).
         rewrite_runs: Timed rewrites per model and variant.
         memory_model: The model of the memory section's rewrite: an
             application name, or `"chain"` (the longest chain).
@@ -48,6 +50,7 @@ class Config:
     trade_offs: tuple[str, ...]
     applications: tuple[str, ...]
     chain_lengths: tuple[int, ...]
+    generator_chain_lengths: tuple[int, ...]
     rewrite_runs: int
     memory_model: str
     memory_steps: int
@@ -79,6 +82,7 @@ FULL = Config(
     ),
     applications=("ResNet50", "EfficientNetB0"),
     chain_lengths=(250, 500, 1000, 2000),
+    generator_chain_lengths=(250, 500, 1000, 2000),
     rewrite_runs=5,
     memory_model="ResNet50",
     memory_steps=100,
@@ -103,6 +107,7 @@ QUICK = Config(
     trade_offs=(),
     applications=(),
     chain_lengths=(100, 200),
+    generator_chain_lengths=(100, 200),
     rewrite_runs=2,
     memory_model="chain",
     memory_steps=20,
@@ -124,6 +129,7 @@ TINY = Config(
     trade_offs=("tol=3e-3 (default)", "tol=1e-3"),
     applications=(),
     chain_lengths=(10, 20),
+    generator_chain_lengths=(10, 20),
     rewrite_runs=1,
     memory_model="chain",
     memory_steps=3,
