@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+
 import kerasnorm
 from benchmarks import models
 from benchmarks.config import Config
@@ -171,7 +174,8 @@ def time_insertions(flavor: str, config: Config) -> dict[int, dict]:
     for length in config.generator_chain_lengths:
         model = models.generator_chain(flavor, length)
         insertions = len(kerasnorm.plan(model, "progan", role="generator"))
-        apply, clone, ratio = time_rewrite(model, config, insert_pixel_norms)
+        with recursion_limit(2 * (len(model.layers) + insertions)):
+            apply, clone, ratio = time_rewrite(model, config, insert_pixel_norms)
         results[length] = {
             "activations": length,
             "layers": len(model.layers),
@@ -182,3 +186,20 @@ def time_insertions(flavor: str, config: Config) -> dict[int, dict]:
             "apply_ms_per_insertion": 1e3 * apply / insertions,
         }
     return results
+
+
+@contextlib.contextmanager
+def recursion_limit(limit: int):
+    """Raises Python's recursion limit to at least `limit` within the block.
+
+    Both Kerases build a functional model by recursing once per layer of
+    its depth, and TensorFlow sets the limit to 3000: without this, Keras
+    cannot build the rewrite of a chain of 1000 activations (3004 layers
+    deep).
+    """
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(previous, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(previous)
