@@ -11,10 +11,12 @@ of them into a networkx graph for matching; `kerasnorm.rewrite` edits them.
 The edit verbs keep the record consistent, the way torch.fx's
 `inserting_after` and `replace_all_uses_with` do: inserting a node after
 another moves every later use of the old output onto the new node. As in
-torch.fx, each verb costs what it changes, not the size of the model: the
-nodes are kept in a linked list (`NodeTable`), and a `ModelIR` indexes which
-nodes read each output, so `k` insertions into a model of `n` nodes cost
-`O(n + k)`, not `O(n * k)`.
+torch.fx, a verb costs what it changes, not the size of the model: the nodes
+are kept in a linked list (`NodeTable`), and a `ModelIR` indexes which nodes
+read each output (`Node.users` in torch.fx), so an insertion rewrites only
+the readers of the output it intercepts. `k` insertions into a model of `n`
+nodes cost `O(n + k)` (the index is built once), where rewriting every node
+and rebuilding the order at each insertion cost `O(n * k)`.
 """
 
 from __future__ import annotations
