@@ -30,6 +30,7 @@ class Config:
         generator_chain_lengths: Activations of the generator chains the
             `progan` policy rewrites (one PixelNorm inserted after each).
         rewrite_runs: Timed rewrites per model and variant.
+        insertion_runs: Timed rewrites per generator chain and variant.
         memory_model: The model of the memory section's rewrite: an
             application name, or `"chain"` (the longest chain).
         memory_steps: Train steps of the memory section's training run.
@@ -52,6 +53,7 @@ class Config:
     chain_lengths: tuple[int, ...]
     generator_chain_lengths: tuple[int, ...]
     rewrite_runs: int
+    insertion_runs: int
     memory_model: str
     memory_steps: int
 
@@ -84,6 +86,8 @@ FULL = Config(
     chain_lengths=(250, 500, 1000, 2000),
     generator_chain_lengths=(250, 500, 1000, 2000),
     rewrite_runs=5,
+    # The chains take a minute per round on Keras 3, three on tf-keras.
+    insertion_runs=3,
     memory_model="ResNet50",
     memory_steps=100,
 )
@@ -109,6 +113,7 @@ QUICK = Config(
     chain_lengths=(100, 200),
     generator_chain_lengths=(100, 200),
     rewrite_runs=2,
+    insertion_runs=2,
     memory_model="chain",
     memory_steps=20,
 )
@@ -131,6 +136,7 @@ TINY = Config(
     chain_lengths=(10, 20),
     generator_chain_lengths=(10, 20),
     rewrite_runs=1,
+    insertion_runs=1,
     memory_model="chain",
     memory_steps=3,
 )

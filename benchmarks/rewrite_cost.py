@@ -23,18 +23,17 @@ def insert_pixel_norms(model):
     return kerasnorm.apply_normalization(model, "progan", role="generator")
 
 
-def time_rewrite(
-    model, config: Config, rewrite=normalize
-) -> tuple[float, float, float]:
+def time_rewrite(model, runs: int, rewrite=normalize) -> tuple[float, float, float]:
     """Median seconds of `rewrite(model)`, of clone + set_weights, and the
-    median of their per-round ratios."""
-    warmup = 1 if config.rewrite_runs > 1 else 0
+    median of their per-round ratios, over `runs` rounds after one warm-up
+    round (none for a single round)."""
+    warmup = 1 if runs > 1 else 0
     timings = time_interleaved(
         {
             "apply": lambda: rewrite(model),
             "clone": lambda: models.clone_with_weights(model),
         },
-        config.rewrite_runs,
+        runs,
         warmup,
         collect_garbage=True,
     )
@@ -69,13 +68,14 @@ def run(config: Config) -> Section:
         '`apply_normalization(model, "progan", role="generator")` on generator '
         "chains (a latent reshaped to 1x1, then N pairs of a 1x1 `Conv2D` and "
         "`LeakyReLU`, then a 1x1 `Conv2D`), which inserts N + 1 PixelNorm "
-        "layers, timed the same way: time per insertion must stay flat too.",
+        f"layers, timed the same way in {config.insertion_runs} rounds: time "
+        "per insertion must stay flat too.",
     )
     rows, insertion_rows = [], []
     for flavor in config.flavors:
         results = {}
         for label, model in subjects(flavor, config):
-            apply, clone, ratio = time_rewrite(model, config)
+            apply, clone, ratio = time_rewrite(model, config.rewrite_runs)
             layers = len(model.layers)
             results[label] = {
                 "layers": layers,
@@ -175,7 +175,9 @@ def time_insertions(flavor: str, config: Config) -> dict[int, dict]:
         model = models.generator_chain(flavor, length)
         insertions = len(kerasnorm.plan(model, "progan", role="generator"))
         with recursion_limit(2 * (len(model.layers) + insertions)):
-            apply, clone, ratio = time_rewrite(model, config, insert_pixel_norms)
+            apply, clone, ratio = time_rewrite(
+                model, config.insertion_runs, insert_pixel_norms
+            )
         results[length] = {
             "activations": length,
             "layers": len(model.layers),
