@@ -172,9 +172,11 @@ def time_insertions(flavor: str, config: Config) -> dict[int, dict]:
     """
     results = {}
     for length in config.generator_chain_lengths:
-        model = models.generator_chain(flavor, length)
-        insertions = len(kerasnorm.plan(model, "progan", role="generator"))
-        with recursion_limit(2 * (len(model.layers) + insertions)):
+        # The chain is 2 layers deep per activation, its rewrite 3; Keras
+        # recurses about once per layer of depth.
+        with recursion_limit(12 * length):
+            model = models.generator_chain(flavor, length)
+            insertions = len(kerasnorm.plan(model, "progan", role="generator"))
             apply, clone, ratio = time_rewrite(
                 model, config.insertion_runs, insert_pixel_norms
             )
@@ -194,10 +196,10 @@ def time_insertions(flavor: str, config: Config) -> dict[int, dict]:
 def recursion_limit(limit: int):
     """Raises Python's recursion limit to at least `limit` within the block.
 
-    Both Kerases build a functional model by recursing once per layer of
-    its depth, and TensorFlow sets the limit to 3000: without this, Keras
-    cannot build the rewrite of a chain of 1000 activations (3004 layers
-    deep).
+    Both Kerases build a functional model by recursing about once per layer
+    of its depth, and TensorFlow sets the limit to 3000: without this,
+    Keras cannot build a chain of 2000 activations (4003 layers deep) nor
+    the rewrite of one of 1000 (3004).
     """
     previous = sys.getrecursionlimit()
     sys.setrecursionlimit(max(previous, limit))
