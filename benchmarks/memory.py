@@ -7,8 +7,8 @@ peak during it; `run` starts one such process per case.
 The peak is Linux's high-water mark of the resident set (`VmHWM` in
 /proc/self/status), reset just before the work by writing 5 to
 /proc/self/clear_refs. The mark belongs to the address space, which exec
-replaces: `getrusage`'s `ru_maxrss` does not, and a child of a 1 GB parent
-read 1051 MB there and 13 MB in `VmHWM` on this machine.
+replaces; `getrusage`'s `ru_maxrss` outlives exec: on this machine, a child
+started by a parent holding 1 GB read 1051 MB there and 13 MB in `VmHWM`.
 """
 
 from __future__ import annotations
