@@ -172,8 +172,9 @@ def time_insertions(flavor: str, config: Config) -> dict[int, dict]:
     """
     results = {}
     for length in config.generator_chain_lengths:
-        # The chain is 2 layers deep per activation, its rewrite 3; Keras
-        # recurses about once per layer of depth.
+        # The chain is 2 layers deep per activation, its rewrite 3, and Keras
+        # recurses about once per layer of depth: 12 frames per activation
+        # leave room for what each level calls.
         with recursion_limit(12 * length):
             model = models.generator_chain(flavor, length)
             insertions = len(kerasnorm.plan(model, "progan", role="generator"))
