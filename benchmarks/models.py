@@ -143,6 +143,25 @@ def dense_chain(flavor: str, n_layers: int, width: int = 8):
     return keras.Model(inputs, x, name="chain")
 
 
+def generator_chain(flavor: str, n_activations: int, width: int = 8):
+    """A generator of `n_activations` 1x1 convolutions, each followed by LeakyReLU.
+
+    The latent is reshaped to a 1x1 image and a last 1x1 convolution maps
+    to the output, so the `progan` policy inserts a PixelNorm on the latent
+    and after every activation: `n_activations + 1` insertions. Each
+    activation's nearest `data_format` is the convolution just before it,
+    so finding the PixelNorm's channel axis costs the same at every depth.
+    """
+    keras = keras_of(flavor)
+    latent = keras.Input((width,), name="z")
+    x = keras.layers.Reshape((1, 1, width), name="to_image")(latent)
+    for index in range(n_activations):
+        x = keras.layers.Conv2D(width, 1, name=f"conv{index}")(x)
+        x = keras.layers.LeakyReLU(0.2, name=f"act{index}")(x)
+    image = keras.layers.Conv2D(width, 1, name="to_rgb")(x)
+    return keras.Model(latent, image, name="generator")
+
+
 def application(flavor: str, name: str):
     """A `keras.applications` model without pretrained weights."""
     keras = keras_of(flavor)

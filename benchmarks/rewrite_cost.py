@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+
 import kerasnorm
 from benchmarks import models
 from benchmarks.config import Config
@@ -14,16 +17,23 @@ def normalize(model):
     return kerasnorm.apply_normalization(model, "sngan", role="discriminator")
 
 
-def time_rewrite(model, config: Config) -> tuple[float, float, float]:
-    """Median seconds of `apply_normalization`, of clone + set_weights, and
-    the median of their per-round ratios."""
-    warmup = 1 if config.rewrite_runs > 1 else 0
+def insert_pixel_norms(model):
+    """The rewrite timed on generators: a PixelNorm on the latent and after
+    every activation."""
+    return kerasnorm.apply_normalization(model, "progan", role="generator")
+
+
+def time_rewrite(model, runs: int, rewrite=normalize) -> tuple[float, float, float]:
+    """Median seconds of `rewrite(model)`, of clone + set_weights, and the
+    median of their per-round ratios, over `runs` rounds after one warm-up
+    round (none for a single round)."""
+    warmup = 1 if runs > 1 else 0
     timings = time_interleaved(
         {
-            "apply": lambda: normalize(model),
+            "apply": lambda: rewrite(model),
             "clone": lambda: models.clone_with_weights(model),
         },
-        config.rewrite_runs,
+        runs,
         warmup,
         collect_garbage=True,
     )
@@ -54,13 +64,18 @@ def run(config: Config) -> Section:
         f"layers; {config.rewrite_runs} interleaved rounds, garbage collected "
         "before each run and not during it (as `timeit` does); the ratio is the "
         "median of the per-round ratios. Time per "
-        "layer must stay flat as the chain grows.",
+        "layer must stay flat as the chain grows. Then "
+        '`apply_normalization(model, "progan", role="generator")` on generator '
+        "chains (a latent reshaped to 1x1, then N pairs of a 1x1 `Conv2D` and "
+        "`LeakyReLU`, then a 1x1 `Conv2D`), which inserts N + 1 PixelNorm "
+        f"layers, timed the same way in {config.insertion_runs} rounds: time "
+        "per insertion must stay flat too.",
     )
-    rows = []
+    rows, insertion_rows = [], []
     for flavor in config.flavors:
         results = {}
         for label, model in subjects(flavor, config):
-            apply, clone, ratio = time_rewrite(model, config)
+            apply, clone, ratio = time_rewrite(model, config.rewrite_runs)
             layers = len(model.layers)
             results[label] = {
                 "layers": layers,
@@ -97,6 +112,23 @@ def run(config: Config) -> Section:
                 1.25,
             )
         )
+        generators = time_insertions(flavor, config)
+        section.data[flavor]["progan"] = generators
+        insertion_rows += [[flavor, *row.values()] for row in generators.values()]
+        lengths = config.generator_chain_lengths
+        growth = (
+            generators[lengths[-1]]["apply_ms_per_insertion"]
+            / generators[lengths[0]]["apply_ms_per_insertion"]
+        )
+        section.data[flavor]["per_insertion_growth"] = growth
+        section.targets.append(
+            Target(
+                f"time per PixelNorm insertion, generator chain {lengths[-1]} over "
+                f"{lengths[0]} ({flavor})",
+                growth,
+                1.25,
+            )
+        )
     section.tables.append(
         Table(
             "Rewrite time",
@@ -113,4 +145,66 @@ def run(config: Config) -> Section:
             rows,
         )
     )
+    section.tables.append(
+        Table(
+            "progan on generator chains: time per PixelNorm insertion",
+            [
+                "Keras",
+                "activations",
+                "layers",
+                "insertions",
+                "apply (s)",
+                "clone (s)",
+                "ratio",
+                "apply ms/insertion",
+            ],
+            insertion_rows,
+        )
+    )
     return section
+
+
+def time_insertions(flavor: str, config: Config) -> dict[int, dict]:
+    """The `progan` rewrite of each generator chain, against its clone.
+
+    Returns:
+        Activations to the chain's figures, in table-column order.
+    """
+    results = {}
+    for length in config.generator_chain_lengths:
+        # The chain is 2 layers deep per activation, its rewrite 3, and Keras
+        # recurses about once per layer of depth: 12 frames per activation
+        # leave room for what each level calls.
+        with recursion_limit(12 * length):
+            model = models.generator_chain(flavor, length)
+            insertions = len(kerasnorm.plan(model, "progan", role="generator"))
+            apply, clone, ratio = time_rewrite(
+                model, config.insertion_runs, insert_pixel_norms
+            )
+        results[length] = {
+            "activations": length,
+            "layers": len(model.layers),
+            "insertions": insertions,
+            "apply_s": apply,
+            "clone_s": clone,
+            "ratio": ratio,
+            "apply_ms_per_insertion": 1e3 * apply / insertions,
+        }
+    return results
+
+
+@contextlib.contextmanager
+def recursion_limit(limit: int):
+    """Raises Python's recursion limit to at least `limit` within the block.
+
+    Both Kerases build a functional model by recursing about once per layer
+    of its depth, and TensorFlow sets the limit to 3000: without this,
+    Keras cannot build a chain of 2000 activations (4003 layers deep) nor
+    the rewrite of one of 1000 (3004).
+    """
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(previous, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(previous)

@@ -10,13 +10,19 @@ of them into a networkx graph for matching; `kerasnorm.rewrite` edits them.
 
 The edit verbs keep the record consistent, the way torch.fx's
 `inserting_after` and `replace_all_uses_with` do: inserting a node after
-another moves every later use of the old output onto the new node.
+another moves every later use of the old output onto the new node. As in
+torch.fx, a verb costs what it changes, not the size of the model: the nodes
+are kept in a linked list (`NodeTable`), and a `ModelIR` indexes which nodes
+read each output (`Node.users` in torch.fx), so an insertion rewrites only
+the readers of the output it intercepts. `k` insertions into a model of `n`
+nodes cost `O(n + k)` (the index is built once), where rewriting every node
+and rebuilding the order at each insertion cost `O(n * k)`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 import tensorflow as tf
@@ -78,6 +84,84 @@ class Node:
         ]
 
 
+class NodeTable(MutableMapping[str, Node]):
+    """Nodes by name, in graph order, with insertion after any node in O(1).
+
+    A dict keeps its keys in insertion order but can only append, so putting
+    a node in the middle meant rebuilding it. This mapping keeps the order
+    in a doubly linked list of names instead; lookups go through a dict.
+    Assigning a new name appends it; assigning an existing one keeps its
+    place.
+
+    Args:
+        nodes: Nodes by name, in order.
+    """
+
+    def __init__(self, nodes: Mapping[str, Node] | Iterable[tuple[str, Node]] = ()):
+        self._nodes: dict[str, Node] = {}
+        # `None` is the sentinel closing the ring: `_next[None]` is the first
+        # name, `_previous[None]` the last.
+        self._next: dict[str | None, str | None] = {None: None}
+        self._previous: dict[str | None, str | None] = {None: None}
+        self.update(nodes)
+
+    def __getitem__(self, name: str) -> Node:
+        return self._nodes[name]
+
+    def __setitem__(self, name: str, node: Node) -> None:
+        if name not in self._nodes:
+            self._link(self._previous[None], name)
+        self._nodes[name] = node
+
+    def __delitem__(self, name: str) -> None:
+        del self._nodes[name]
+        before, after = self._previous.pop(name), self._next.pop(name)
+        self._next[before], self._previous[after] = after, before
+
+    def __iter__(self) -> Iterator[str]:
+        name = self._next[None]
+        while name is not None:
+            yield name
+            name = self._next[name]
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._nodes
+
+    def __repr__(self) -> str:
+        return f"NodeTable({list(self)!r})"
+
+    def following(self, name: str) -> str | None:
+        """The name after `name` in order, or None if `name` is the last."""
+        return self._next[name]
+
+    def insert_after(self, anchor: str, node: Node) -> None:
+        """Puts `node` right after the node named `anchor`.
+
+        Raises:
+            KeyError: If there is no node named `anchor`.
+            ValueError: If a node named `node.name` is already there.
+        """
+        if anchor not in self._nodes:
+            raise KeyError(anchor)
+        if node.name in self._nodes:
+            raise ValueError(f"There is already a node named {node.name!r}.")
+        self._link(anchor, node.name)
+        self._nodes[node.name] = node
+
+    def _link(self, before: str | None, name: str) -> None:
+        after = self._next[before]
+        self._next[before], self._previous[name] = name, before
+        self._next[name], self._previous[after] = after, name
+
+
+# Stands for the model's outputs among the readers of a `Ref`: no node is
+# named None.
+_OUTPUTS = None
+
+
 @dataclasses.dataclass
 class ModelIR:
     """The graph of one functional or Sequential model.
@@ -86,17 +170,31 @@ class ModelIR:
         model: The Keras model it was read from.
         name: The model's name.
         sequential: Whether the model is a `Sequential`.
-        nodes: Nodes by name, inputs first, in topological order.
+        nodes: Nodes by name, inputs first, in topological order: a
+            `NodeTable` (a dict given here is turned into one).
         inputs: The model's inputs as a structure (list, dict...) of `Ref`.
         outputs: The model's outputs as a structure of `Ref`.
+
+    Edit the graph through the verbs (`insert_after`, `insert_before`): they
+    keep an index of which nodes read each output, built at the first edit,
+    which changes made to a node's arguments by hand would leave stale.
     """
 
     model: Any
     name: str
     sequential: bool
-    nodes: dict[str, Node]
+    nodes: NodeTable
     inputs: Any
     outputs: Any
+    # Ref -> the names of the nodes reading it (`_OUTPUTS` for the model's
+    # outputs), as an ordered set; None until the first edit needs it.
+    _users: dict[Ref, dict[str | None, None]] | None = dataclasses.field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self):
+        if not isinstance(self.nodes, NodeTable):
+            self.nodes = NodeTable(self.nodes)
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes.values())
@@ -110,36 +208,63 @@ class ModelIR:
         Uses in later nodes and in the model outputs now read output 0 of
         `node`; `node`'s own arguments keep reading `ref`.
         """
-        replacement = Ref(node.name, 0)
-        self._replace_uses(ref, replacement, skip=node.name)
         self._insert(node, after=ref.node)
+        replacement = Ref(node.name, 0)
+        users = self._users_index()
+        readers = users.pop(ref, {})
+        if node.name in readers:
+            del readers[node.name]
+            users[ref] = {node.name: None}
+        for reader in readers:
+            self._swap_in(reader, ref, replacement)
+        users[replacement] = readers
 
     def insert_before(self, consumer: str, ref: Ref, node: Node) -> None:
         """Inserts `node`, which reads `ref`, between `ref` and `consumer` only."""
-        replacement = Ref(node.name, 0)
-        target = self.nodes[consumer]
-        target.args, target.kwargs = map_refs(
-            (target.args, target.kwargs), lambda r: replacement if r == ref else r
-        )
+        if consumer not in self.nodes:
+            raise KeyError(consumer)
         self._insert(node, after=ref.node)
+        replacement = Ref(node.name, 0)
+        self._swap_in(consumer, ref, replacement)
+        users = self._users_index()
+        if consumer in users.get(ref, {}):
+            del users[ref][consumer]
+            users[replacement] = {consumer: None}
 
-    def _replace_uses(self, old: Ref, new: Ref, skip: str) -> None:
+    def _users_index(self) -> dict[Ref, dict[str | None, None]]:
+        if self._users is None:
+            self._users = {}
+            for node in self.nodes.values():
+                for ref in node.refs():
+                    self._users.setdefault(ref, {})[node.name] = None
+            for ref in self.output_refs():
+                self._users.setdefault(ref, {})[_OUTPUTS] = None
+        return self._users
+
+    def _swap_in(self, reader: str | None, old: Ref, new: Ref) -> None:
+        """Makes `reader` (a node's name, or `_OUTPUTS`) read `new` for `old`."""
+
         def swap(ref):
             return new if ref == old else ref
 
-        for node in self.nodes.values():
-            if node.name != skip:
-                node.args, node.kwargs = map_refs((node.args, node.kwargs), swap)
-        self.outputs = map_refs(self.outputs, swap)
+        if reader is _OUTPUTS:
+            self.outputs = map_refs(self.outputs, swap)
+        else:
+            node = self.nodes[reader]
+            node.args, node.kwargs = map_refs((node.args, node.kwargs), swap)
 
     def _insert(self, node: Node, after: str) -> None:
-        items = list(self.nodes.items())
-        position = next(i for i, (name, _) in enumerate(items) if name == after) + 1
+        """Puts `node` after the node named `after` and indexes what it reads."""
         # Later inputs stay ahead of any call.
-        while position < len(items) and items[position][1].is_input:
-            position += 1
-        items.insert(position, (node.name, node))
-        self.nodes = dict(items)
+        anchor = after
+        while (following := self.nodes.following(anchor)) is not None and (
+            self.nodes[following].is_input
+        ):
+            anchor = following
+        users = self._users_index()
+        self.nodes.insert_after(anchor, node)
+        for ref in node.refs():
+            users.setdefault(ref, {})[node.name] = None
 
 
 def map_refs(structure: Any, function: Callable[[Ref], Any]) -> Any:
