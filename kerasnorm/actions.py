@@ -429,12 +429,35 @@ def _factory_name(factory) -> str:
 
 
 def channel_axis(graph: nx.DiGraph, node: str) -> int:
-    """1 if the nearest `data_format` upstream of `node` is channels_first, else -1."""
-    for current in _breadth_first(node, graph.predecessors):
-        data_format = getattr(graph.nodes[current]["op"], "data_format", None)
+    """1 if the nearest `data_format` upstream of `node` is channels_first, else -1.
+
+    Nearest by the number of calls in between; of several as near, the one
+    reached through the earliest inputs. Found for every node in one pass
+    over the graph, kept on it: a search per node would make a rewrite
+    quadratic in a model without any `data_format` (a Dense generator).
+    """
+    nearest = graph.graph.get("nearest_data_format")
+    if nearest is None:
+        nearest = graph.graph["nearest_data_format"] = _nearest_data_formats(graph)
+    return 1 if nearest[node][1] == "channels_first" else -1
+
+
+def _nearest_data_formats(graph: nx.DiGraph) -> dict[str, tuple[float, str | None]]:
+    """`(distance, data_format)` of the nearest `data_format` upstream of each node."""
+    nearest: dict[str, tuple[float, str | None]] = {}
+    for node in nx.topological_sort(graph):
+        data_format = getattr(graph.nodes[node]["op"], "data_format", None)
         if data_format is not None:
-            return 1 if data_format == "channels_first" else -1
-    return -1
+            nearest[node] = (0, data_format)
+            continue
+        found = [nearest[parent] for parent in graph.predecessors(node)]
+        distance, data_format = min(
+            (item for item in found if item[1] is not None),
+            key=lambda item: item[0],
+            default=(float("inf"), None),
+        )
+        nearest[node] = (distance + 1, data_format)
+    return nearest
 
 
 def _breadth_first(node: str, neighbours: Callable[[str], Any]):

@@ -31,7 +31,8 @@ layer `dense`. Each node carries plain attributes:
 The graph's own attributes hold `model`, `adapter`, `ir` (the top
 `ModelIR`), `scopes` (scope -> `ModelIR` of the model called there),
 `roles` (scope -> role) and `role_decisions` (scope -> `RoleDecision`: the
-role and why).
+role and why); actions may cache what they compute for the whole graph
+there too (`nearest_data_format`).
 """
 
 from __future__ import annotations
