@@ -131,7 +131,7 @@ TINY = Config(
     op_shape=(4, 8, 8, 16),
     op_runs=2,
     accuracy_steps=3,
-    trade_offs=("tol=3e-3 (default)", "tol=1e-3"),
+    trade_offs=("tol=1e-3",),
     applications=(),
     chain_lengths=(10, 20),
     generator_chain_lengths=(10, 20),

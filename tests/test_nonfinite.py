@@ -4,7 +4,6 @@ it, and restoring good weights recovers fully."""
 import numpy as np
 import pytest
 import tensorflow as tf
-import zoo
 from helpers import top_singular_value
 
 import kerasnorm
@@ -28,12 +27,18 @@ def _sigmas(model):
     return kerasnorm.callbacks.normalized_sigmas(model)
 
 
+def _critic(k):
+    """A small critic: tracing the SN steps of a big one costs seconds."""
+    x = k.Input((8, 8, 2), name="image")
+    y = k.layers.Conv2D(4, 3, strides=2, name="conv_1")(x)
+    y = k.layers.Dense(1, name="score")(k.layers.Flatten()(y))
+    return k.Model(x, y, name="critic")
+
+
 @pytest.mark.parametrize("mode", ["constraint", "reparam"])
 def test_a_non_finite_kernel_stops_training_and_good_weights_recover(adapter, mode):
     k = adapter.keras
-    model = kerasnorm.apply_normalization(
-        zoo.dcgan_discriminator(k), "sngan", mode=mode
-    )
+    model = kerasnorm.apply_normalization(_critic(k), "sngan", mode=mode)
     model.compile(optimizer=k.optimizers.Adam(1e-3), loss="mse")
     _fit(adapter, model)
     good = [np.asarray(w).copy() for w in model.weights]
@@ -53,7 +58,7 @@ def test_a_non_finite_kernel_stops_training_and_good_weights_recover(adapter, mo
     losses = _fit(adapter, model)
     assert np.all(np.isfinite(losses))
     sigmas = _sigmas(model)
-    assert len(sigmas) == 3
+    assert len(sigmas) == 2
     for name, sigma in sigmas.items():
         assert sigma == pytest.approx(1.0, abs=5e-3), name
 

@@ -45,7 +45,9 @@ def _train(model, adapter, steps=STEPS, jit_compile=False):
 
 
 @pytest.mark.parametrize("mode", ["constraint", "reparam"])
-@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+@pytest.mark.parametrize(
+    "policy", ["mixed_float16", pytest.param("mixed_bfloat16", marks=pytest.mark.slow)]
+)
 def test_mixed_precision_global_policy(adapter, mode, policy):
     adapter.keras.mixed_precision.set_global_policy(policy)
     model = kerasnorm.apply_normalization(

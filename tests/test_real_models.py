@@ -1,8 +1,9 @@
 """The suite of real GAN architectures (`real_models.py`), on both Kerases.
 
-These tests check the suite itself: every builder builds, runs, trains, holds
-the kernels counted by hand and survives `.keras` saving. kerasnorm's checks
-on the same models belong below them, using the same fixtures:
+The first tests check the suite itself: every builder builds, runs and holds
+the kernels counted by hand (that it trains and survives saving, under
+`-m slow`). kerasnorm's checks on the same models follow, using the same
+fixtures:
 
 - `name`: a builder name of `real_models.BUILDERS` (every test taking it runs
   once per builder, and once per Keras through `adapter`);
@@ -198,6 +199,7 @@ def test_custom_kernel_layers_and_their_constraint_argument(
         assert isinstance(restored.kernel_constraint, k.constraints.MaxNorm)
 
 
+@pytest.mark.slow
 def test_training_steps_reach_every_weight(adapter, model, batch):
     """Three Adam steps on the mean of the outputs: every trainable weight gets
     a gradient, every kernel moves, everything stays finite.
@@ -226,6 +228,7 @@ def test_training_steps_reach_every_weight(adapter, model, batch):
     assert unmoved == []
 
 
+@pytest.mark.slow
 def test_save_and_load_round_trip(adapter, name, cached_model, batch, tmp_path):
     expected = _outputs(cached_model, batch)
     path = str(tmp_path / f"{name}.keras")
@@ -245,7 +248,8 @@ _LEGACY = {"h5": ("model.h5", ValueError), "tf": ("saved_model", AttributeError)
 
 
 @pytest.mark.filterwarnings("ignore:You are saving your model as an HDF5")
-@pytest.mark.parametrize("fmt", ["h5", pytest.param("tf", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["h5", "tf"])
 @pytest.mark.parametrize(
     "adapter", [TF_KERAS], indirect=True, ids=lambda adapter: adapter.name
 )
@@ -357,7 +361,23 @@ def _top_layers(k, model):
     return [layer for layer in _walk(k, model) if not isinstance(layer, k.Model)]
 
 
-@pytest.mark.parametrize("mode", MODES)
+# The combined CycleGAN wraps 20 kernels in four models, each called twice:
+# its reparam case costs seconds, and its parts have their own cases.
+_SLOW_CASES = {("cycle_gan", "reparam")}
+
+
+@pytest.mark.parametrize(
+    "name, mode",
+    [
+        pytest.param(
+            name,
+            mode,
+            marks=[pytest.mark.slow] if (name, mode) in _SLOW_CASES else [],
+        )
+        for name in sorted(BUILDERS)
+        for mode in MODES
+    ],
+)
 def test_sagan_keeps_outputs_and_holds_every_kernel_at_sigma_one(
     adapter, name, cached_model, batch, mode
 ):

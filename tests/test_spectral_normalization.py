@@ -85,17 +85,38 @@ def test_gradient_matches_finite_differences(adapter):
     assert np.max(np.abs(plain - numeric)) > 1e-2
 
 
+# tests/test_kernels.py covers every kind of kernel with a lighter model:
+# the 1-D and depthwise cases here run under `-m slow`.
+_SLOW = pytest.mark.slow
 LAYERS = [
-    ("Conv2D", {"filters": 6, "kernel_size": 3}, (8, 8, 4)),
-    ("Conv2DTranspose", {"filters": 6, "kernel_size": 3, "strides": 2}, (5, 5, 4)),
-    ("Conv1D", {"filters": 6, "kernel_size": 3}, (9, 4)),
-    ("DepthwiseConv2D", {"kernel_size": 3, "depth_multiplier": 2}, (8, 8, 4)),
-    ("SeparableConv2D", {"filters": 6, "kernel_size": 3}, (8, 8, 4)),
-    ("Dense", {"units": 6}, (5,)),
+    pytest.param("Conv2D", {"filters": 6, "kernel_size": 3}, (8, 8, 4), id="Conv2D"),
+    pytest.param(
+        "Conv2DTranspose",
+        {"filters": 6, "kernel_size": 3, "strides": 2},
+        (5, 5, 4),
+        id="Conv2DTranspose",
+    ),
+    pytest.param(
+        "Conv1D", {"filters": 6, "kernel_size": 3}, (9, 4), id="Conv1D", marks=_SLOW
+    ),
+    pytest.param(
+        "DepthwiseConv2D",
+        {"kernel_size": 3, "depth_multiplier": 2},
+        (8, 8, 4),
+        id="DepthwiseConv2D",
+        marks=_SLOW,
+    ),
+    pytest.param(
+        "SeparableConv2D",
+        {"filters": 6, "kernel_size": 3},
+        (8, 8, 4),
+        id="SeparableConv2D",
+    ),
+    pytest.param("Dense", {"units": 6}, (5,), id="Dense"),
 ]
 
 
-@pytest.mark.parametrize("name, kwargs, shape", LAYERS, ids=[c[0] for c in LAYERS])
+@pytest.mark.parametrize("name, kwargs, shape", LAYERS)
 def test_functional_and_sequential_models_train(adapter, name, kwargs, shape):
     keras = adapter.keras
     inputs = keras.Input(shape)
