@@ -1,6 +1,30 @@
-"""Numpy references the tests compare kerasnorm against."""
+"""Numpy references the tests compare kerasnorm against, and parametrization helpers."""
+
+import itertools
 
 import numpy as np
+import pytest
+
+from kerasnorm.adapters import ADAPTERS
+
+
+def adapter_named(name: str):
+    """The adapter whose `name` is `name` ("keras3" or "tf_keras")."""
+    return next(adapter for adapter in ADAPTERS if adapter.name == name)
+
+
+def some_by_default(default: set, *axes) -> list:
+    """Every combination of `axes` as pytest params; those not in `default`
+    carry the `slow` mark, so the default run covers each value once at least
+    and `-m slow` all of them."""
+    return [
+        pytest.param(
+            *combination,
+            marks=() if combination in default else pytest.mark.slow,
+            id="-".join(map(str, combination)),
+        )
+        for combination in itertools.product(*axes)
+    ]
 
 
 def top_singular_value(kernel: np.ndarray, layout: str = "dense") -> float:

@@ -7,6 +7,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
@@ -23,6 +25,9 @@ def _numbers(value):
             yield from _numbers(item)
 
 
+# A minute and a half of subprocesses (one per memory case): run with -m slow,
+# and by every regeneration of docs/benchmarks.md.
+@pytest.mark.slow
 def test_tiny_run_writes_finite_positive_results(tmp_path):
     json_path, docs_path = tmp_path / "tiny.json", tmp_path / "benchmarks.md"
     subprocess.run(

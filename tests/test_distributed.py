@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import adapter_named, some_by_default
 
 import kerasnorm
 
@@ -96,27 +97,25 @@ NETS = {
     "discriminator": (_discriminator, "sngan"),
     "generator": (_generator, ["progan", "sagan"]),
 }
-# Every (net, mode, loop) runs under `-m slow`; the default run covers each
+# Every combination runs under `-m slow`; the default run covers each Keras,
 # net, mode and loop once.
-DEFAULT = {("discriminator", "constraint", "fit"), ("generator", "reparam", "custom")}
-COMBINATIONS = [
-    pytest.param(
-        net,
-        mode,
-        loop,
-        marks=() if (net, mode, loop) in DEFAULT else pytest.mark.slow,
-        id=f"{net}-{mode}-{loop}",
-    )
-    for net in NETS
-    for mode in ("constraint", "reparam")
-    for loop in ("fit", "custom")
-]
+COMBINATIONS = some_by_default(
+    {
+        ("keras3", "generator", "reparam", "custom"),
+        ("tf_keras", "discriminator", "constraint", "fit"),
+    },
+    ["keras3", "tf_keras"],
+    list(NETS),
+    ["constraint", "reparam"],
+    ["fit", "custom"],
+)
 
 
-@pytest.mark.parametrize("net, mode, loop", COMBINATIONS)
+@pytest.mark.parametrize("flavour, net, mode, loop", COMBINATIONS)
 def test_mirrored_training_matches_one_device(
-    adapter, mirrored_strategy, net, mode, loop
+    mirrored_strategy, flavour, net, mode, loop
 ):
+    adapter = adapter_named(flavour)
     builder, policy = NETS[net]
     single = tf.distribute.OneDeviceStrategy("/cpu:0")
     results = {}

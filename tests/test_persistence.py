@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import zoo
+from helpers import adapter_named, some_by_default
 
 import kerasnorm
 
-POLICIES = [["progan", "sngan"], "sagan", "biggan"]
+POLICIES = {"progan+sngan": ["progan", "sngan"], "sagan": "sagan", "biggan": "biggan"}
 BEFORE, AFTER = 3, 2  # steps before the save, and after the load
 
 
@@ -68,14 +69,19 @@ def _formats(adapter):
     return formats
 
 
-@pytest.mark.filterwarnings("ignore:You are saving your model as an HDF5")
-@pytest.mark.parametrize("mode", ["constraint", "reparam"])
-@pytest.mark.parametrize(
-    "policy",
-    [POLICIES[0], *(pytest.param(p, marks=pytest.mark.slow) for p in POLICIES[1:])],
-    ids=str,
+# Each Keras and each mode once by default; every combination under -m slow.
+SAVE_CASES = some_by_default(
+    {("keras3", "progan+sngan", "reparam"), ("tf_keras", "progan+sngan", "constraint")},
+    ["keras3", "tf_keras"],
+    list(POLICIES),
+    ["constraint", "reparam"],
 )
-def test_save_load_and_resume(adapter, policy, mode, tmp_path):
+
+
+@pytest.mark.filterwarnings("ignore:You are saving your model as an HDF5")
+@pytest.mark.parametrize("flavour, policy_name, mode", SAVE_CASES)
+def test_save_load_and_resume(flavour, policy_name, mode, tmp_path):
+    adapter, policy = adapter_named(flavour), POLICIES[policy_name]
     uninterrupted = _gan(adapter, policy, mode)
     _fit(uninterrupted, BEFORE + AFTER)
     model = _gan(adapter, policy, mode)

@@ -3,10 +3,9 @@
 import numpy as np
 import pytest
 import zoo
-from helpers import top_singular_value
+from helpers import adapter_named, some_by_default, top_singular_value
 
 import kerasnorm
-from kerasnorm.adapters import ADAPTERS
 
 STEPS = 20
 
@@ -121,17 +120,14 @@ def test_mixed_float16_generator_with_pixel_norm(adapter):
 
 # XLA compiles each kernel's tracking loop, 10-20 s a model: the default
 # run covers one case, `-m slow` the others.
-JIT_CASES = [
-    ("keras3", "constraint"),
-    pytest.param("tf_keras", "reparam", marks=pytest.mark.slow),
-    pytest.param("keras3", "reparam", marks=pytest.mark.slow),
-    pytest.param("tf_keras", "constraint", marks=pytest.mark.slow),
-]
+JIT_CASES = some_by_default(
+    {("keras3", "constraint")}, ["keras3", "tf_keras"], ["constraint", "reparam"]
+)
 
 
 @pytest.mark.parametrize("flavour, mode", JIT_CASES)
 def test_jit_compiled_train_steps(flavour, mode):
-    adapter = next(a for a in ADAPTERS if a.name == flavour)
+    adapter = adapter_named(flavour)
     # zoo.gan's generator upsamples with Conv2DTranspose: tf-keras's
     # UpSampling2D has a gradient XLA cannot compile on CPU.
     generator = kerasnorm.apply_normalization(
