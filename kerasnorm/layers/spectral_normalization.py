@@ -52,8 +52,8 @@ class SpectralNormalizationBase:
             tracked direction down while the others grow, so the top
             singular values bunch up and a new top direction rises from
             outside a block of two (measured on a DCGAN-64 discriminator,
-            100 Adam steps: median error in sigma 1.9e-3 with two vectors,
-            1.9e-4 with four, for a step about 3% longer).
+            100 Adam steps: median error in sigma 2.7e-3 with two vectors,
+            2.0e-4 with four, at the same step cost, 1.078x and 1.080x).
         eps: A spectral norm at or below this counts as zero, and a zero
             kernel stays zero. Defaults to `1e-12`.
         **kwargs: Base layer keyword arguments, such as `name`.

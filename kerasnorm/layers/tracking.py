@@ -45,7 +45,7 @@ class Tracking:
     `kerasnorm.ops.sigma`). Each iteration reads the kernel twice, as one
     power iteration does. The defaults were chosen from the trade-off table
     of docs/benchmarks.md (a DCGAN-64 discriminator, 100 Adam steps): the
-    constraint's largest error in sigma there is 6.6e-4, its median 4.3e-6,
+    constraint's largest error in sigma there is 6.6e-4, its median 4.1e-6,
     where one power iteration per step errs by up to 0.249.
 
     Attributes:
