@@ -43,9 +43,10 @@ class Keras3Adapter(Adapter):
         backend = keras.backend.backend()
         if backend != "tensorflow":
             raise UnsupportedKerasError(
-                f"kerasnorm computes with TensorFlow ops, but Keras 3 runs on the "
-                f"{backend!r} backend here. Set KERAS_BACKEND=tensorflow before "
-                "importing keras, or use tf-keras."
+                "kerasnorm's layers and rewriter run on Keras 3's TensorFlow "
+                f"backend (its ops, kerasnorm.ops, run on every backend), but "
+                f"Keras 3 runs on the {backend!r} backend here. Set "
+                "KERAS_BACKEND=tensorflow before importing keras, or use tf-keras."
             )
 
     def read_master(self, variable) -> tf.Tensor:
@@ -57,6 +58,21 @@ class Keras3Adapter(Adapter):
 
     def owner_name(self, variable) -> str:
         return variable.path.split("/")[-2] if "/" in variable.path else ""
+
+    def lifted(self):
+        if keras.backend.backend() == "tensorflow":
+            return tf.init_scope()
+        return contextlib.nullcontext()
+
+    def constraint_state(self, value):
+        with self.lifted():
+            return keras.Variable(
+                value,
+                trainable=False,
+                autocast=False,
+                aggregation="only_first_replica",
+                name="spectral_norm_vectors",
+            )
 
     def add_state_weight(self, layer, name, value):
         weight = layer.add_weight(
