@@ -49,9 +49,11 @@ class Keras3Adapter(Adapter):
                 "KERAS_BACKEND=tensorflow before importing keras, or use tf-keras."
             )
 
-    def read_master(self, variable) -> tf.Tensor:
+    def read_master(self, variable):
+        # No public way to read a variable without the autocast of a mixed
+        # precision call (keras.Variable.value applies it).
         with AutocastScope(None):
-            return tf.convert_to_tensor(variable)
+            return keras.ops.convert_to_tensor(variable)
 
     def is_variable(self, obj) -> bool:
         return isinstance(obj, keras.Variable)
