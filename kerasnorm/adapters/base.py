@@ -68,7 +68,15 @@ class Adapter(abc.ABC):
         """Raises if kerasnorm cannot compute for this Keras in this process."""
 
     @abc.abstractmethod
-    def read_master(self, variable) -> tf.Tensor:
+    def read(self, value):
+        """`value` as a tensor: a variable read once, a tensor as it is.
+
+        A variable left unread is read again by every op that uses it, also
+        inside `cond` branches, which then count as stateful.
+        """
+
+    @abc.abstractmethod
+    def read_master(self, variable):
         """The stored value of `variable`, never autocast to half precision."""
 
     @abc.abstractmethod

@@ -49,11 +49,18 @@ class Keras3Adapter(Adapter):
                 "KERAS_BACKEND=tensorflow before importing keras, or use tf-keras."
             )
 
+    def read(self, value):
+        if keras.backend.backend() == "tensorflow":
+            # keras.ops.convert_to_tensor returns a TensorFlow variable as
+            # it is; reading it is TensorFlow's conversion.
+            return tf.convert_to_tensor(value)
+        return keras.ops.convert_to_tensor(value)
+
     def read_master(self, variable):
         # No public way to read a variable without the autocast of a mixed
         # precision call (keras.Variable.value applies it).
         with AutocastScope(None):
-            return keras.ops.convert_to_tensor(variable)
+            return self.read(variable)
 
     def is_variable(self, obj) -> bool:
         return isinstance(obj, keras.Variable)

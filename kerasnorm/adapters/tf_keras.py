@@ -52,9 +52,12 @@ class TfKerasAdapter(Adapter):
                 "when you use tf-keras."
             )
 
-    def read_master(self, variable) -> tf.Tensor:
+    def read(self, value):
+        return tf.convert_to_tensor(value)
+
+    def read_master(self, variable):
         with enable_auto_cast_variables(None):
-            return tf.convert_to_tensor(variable)
+            return self.read(variable)
 
     def is_variable(self, obj) -> bool:
         return isinstance(obj, tf.Variable)

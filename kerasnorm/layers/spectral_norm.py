@@ -120,7 +120,7 @@ class SpectralNormBase:
         Returns:
             `value` scaled to the target spectral norm, in its own dtype.
         """
-        kernel = ops.convert_to_tensor(value)
+        kernel = self._adapter.read(value)
         dtype = ops.dtype(kernel)
         work = ops.cast(kernel, work_dtype(dtype))
         if variable is None:
@@ -130,7 +130,7 @@ class SpectralNormBase:
         else:
             state = self.build(variable)
             matrix = layouts.kernel_matrix(work, self._states[id(variable)][2])
-            estimate = self.tracking.step(matrix, ops.convert_to_tensor(state))
+            estimate = self.tracking.step(matrix, self._adapter.read(state))
             state.assign(estimate.state)
         return ops.cast(work * self._scale(estimate.sigma), dtype)
 

@@ -316,13 +316,11 @@ class SpectralNormalizationBase:
             # recording the iterations would store every loop step for nothing.
             matrix = ops.stop_gradient(layouts.kernel_matrix(value, kernel.layout))
             if training:
-                estimate = self.tracking.step(matrix, ops.convert_to_tensor(state))
+                estimate = self.tracking.step(matrix, self._adapter.read(state))
                 state.assign(estimate.state)
                 sigma, u, v = estimate.sigma, estimate.u, estimate.v
             else:
-                sigma, u, v = self.tracking.current(
-                    matrix, ops.convert_to_tensor(state)
-                )
+                sigma, u, v = self.tracking.current(matrix, self._adapter.read(state))
             divided = sigma_ops.divide_by_sigma(
                 value, sigma, u, v, kernel.layout, self.tracking.eps
             )

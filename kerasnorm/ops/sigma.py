@@ -158,14 +158,13 @@ def track(
     dtype = ops.dtype(matrix)
     steps = n_iter if tol is None else max(n_iter, max_iter)
     width = steps * block
-    matrix_t = ops.transpose(matrix)
     state = ops.where(
         ops.any(ops.not_equal(state, 0)), state, initial_state(cols, block, dtype)
     )
 
     def body(step, current, left, right, images, theta, residual):
         place = (step * block + ops.arange(block, dtype="int32"))[:, None]
-        preimage = ops.matmul(current, matrix_t)
+        preimage = _times_transposed(current, matrix)
         left_block = _orthonormal_rows(_deflate(preimage, left), _norm(preimage))
         left = ops.scatter_update(left, place, left_block)
         image = ops.matmul(left_block, matrix)
@@ -313,8 +312,22 @@ def _widest_float() -> str:
     return keras.backend.result_type("float64", "float64")
 
 
+def _times_transposed(rows: Tensor, matrix: Tensor) -> Tensor:
+    """`rows @ matrix.T`, with no copy of `matrix`.
+
+    JAX (under jit) and PyTorch (a view) transpose for free; TensorFlow
+    would run a Transpose op per product, each a pass over the operand, so
+    it gets its matmul's own flag.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.linalg.matmul(rows, matrix, transpose_b=True)
+    return ops.matmul(rows, ops.transpose(matrix))
+
+
 def _gram(rows: Tensor) -> Tensor:
-    return ops.matmul(rows, ops.transpose(rows))
+    return _times_transposed(rows, rows)
 
 
 def _norm(x: Tensor) -> Tensor:
@@ -327,9 +340,8 @@ def _deflate(rows: Tensor, basis: Tensor) -> Tensor:
     Classical Gram-Schmidt run twice keeps the Krylov bases orthogonal to
     float32 precision; `basis` may hold zero rows (unused buffer space).
     """
-    basis_t = ops.transpose(basis)
     for _ in range(2):
-        rows = rows - ops.matmul(ops.matmul(rows, basis_t), basis)
+        rows = rows - ops.matmul(_times_transposed(rows, basis), basis)
     return rows
 
 
