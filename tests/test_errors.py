@@ -22,6 +22,7 @@ import types
 import zipfile
 from collections.abc import Callable
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -159,6 +160,11 @@ def _incomplete_config(env):
 
 def _on_backend(env, backend):
     env.monkeypatch.setattr(env.k.backend, "backend", lambda: backend)
+    return kerasnorm.apply_normalization(env.model, "sngan", role="discriminator")
+
+
+def _keras3_on_backend(env, backend):
+    env.monkeypatch.setattr(keras.backend, "backend", lambda: backend)
     return kerasnorm.apply_normalization(env.model, "sngan", role="discriminator")
 
 
@@ -318,6 +324,14 @@ CASES: dict[str, list[Case]] = {
             "runs on the 'jax' backend",
             lambda env: _on_backend(env, "jax"),
             kerases=("keras3",),
+        ),
+    ],
+    "tf-keras beside Keras 3 on another backend": [
+        Case(
+            kerasnorm.UnsupportedKerasError,
+            "Keras 3 runs on the 'torch' backend in this process",
+            lambda env: _keras3_on_backend(env, "torch"),
+            kerases=("tf_keras",),
         ),
     ],
     "tf.keras is neither Keras": [

@@ -1,6 +1,12 @@
+"""Kernel layouts and their matrix views; backend-neutral (see tests/backend.py)."""
+
+import os
+
+import backend
 import numpy as np
 import pytest
-import tensorflow as tf
+from backend import numpy as as_numpy
+from backend import tensor
 from helpers import top_singular_value
 
 from kerasnorm.errors import KerasNormValueError
@@ -20,17 +26,17 @@ from kerasnorm.ops import layouts
 )
 def test_matrix_shape(shape, layout, expected):
     assert layouts.matrix_shape(shape, layout) == expected
-    kernel = tf.constant(np.random.normal(size=shape).astype("float32"))
-    matrix = layouts.kernel_matrix(kernel, layout)
+    kernel = np.random.normal(size=shape).astype("float32")
+    matrix = layouts.kernel_matrix(tensor(kernel), layout)
     assert tuple(matrix.shape) == expected
     np.testing.assert_array_equal(
-        layouts.matrix_kernel(matrix, shape, layout).numpy(), kernel.numpy()
+        as_numpy(layouts.matrix_kernel(matrix, shape, layout)), kernel
     )
 
 
 def test_transpose_layout_puts_output_channels_in_the_columns():
     kernel = np.random.normal(size=(3, 3, 8, 4)).astype("float32")  # (kh, kw, out, in)
-    matrix = layouts.kernel_matrix(tf.constant(kernel), "transpose").numpy()
+    matrix = as_numpy(layouts.kernel_matrix(tensor(kernel), "transpose"))
     # Column o holds every weight that feeds output channel o.
     for out in range(8):
         np.testing.assert_array_equal(
@@ -46,7 +52,7 @@ def test_naive_reshape_of_a_transposed_kernel_is_a_different_matrix():
     naive = float(np.linalg.svd(kernel.reshape(-1, 3), compute_uv=False)[0])
     right = top_singular_value(kernel, "transpose")
     assert abs(naive - right) / right > 0.1
-    matrix = layouts.kernel_matrix(tf.constant(kernel), "transpose").numpy()
+    matrix = as_numpy(layouts.kernel_matrix(tensor(kernel), "transpose"))
     np.testing.assert_allclose(
         np.linalg.svd(matrix, compute_uv=False)[0], right, rtol=1e-5
     )
@@ -57,3 +63,7 @@ def test_unknown_layout_and_rank_one_kernels_are_rejected():
         layouts.matrix_shape((3, 3), "channels_first")
     with pytest.raises(KerasNormValueError, match="rank 2"):
         layouts.matrix_shape((3,), "dense")
+
+
+def test_runs_on_the_backend_asked_for():
+    assert backend.NAME == os.environ.get("KERAS_BACKEND", "tensorflow")

@@ -65,10 +65,18 @@ class Adapter(abc.ABC):
 
     @abc.abstractmethod
     def check_usable(self) -> None:
-        """Raises if this Keras cannot run kerasnorm's TensorFlow ops."""
+        """Raises if kerasnorm cannot compute for this Keras in this process."""
 
     @abc.abstractmethod
-    def read_master(self, variable) -> tf.Tensor:
+    def read(self, value):
+        """`value` as a tensor: a variable read once, a tensor as it is.
+
+        A variable left unread is read again by every op that uses it, also
+        inside `cond` branches, which then count as stateful.
+        """
+
+    @abc.abstractmethod
+    def read_master(self, variable):
         """The stored value of `variable`, never autocast to half precision."""
 
     @abc.abstractmethod
@@ -83,6 +91,19 @@ class Adapter(abc.ABC):
     @abc.abstractmethod
     def add_state_weight(self, layer, name: str, value: tf.Tensor):
         """Adds a non-trainable, never-autocast weight set to `value`, of its dtype."""
+
+    @abc.abstractmethod
+    def lifted(self) -> contextlib.AbstractContextManager:
+        """Context in which variables and constants are made once, outside any
+        function being traced (TensorFlow's `init_scope`)."""
+
+    @abc.abstractmethod
+    def constraint_state(self, value):
+        """A non-trainable variable set to `value`, owned by a constraint.
+
+        Made outside any traced function, read by the first replica under a
+        distribution strategy, never autocast.
+        """
 
     @abc.abstractmethod
     def substitute(

@@ -43,20 +43,45 @@ class Keras3Adapter(Adapter):
         backend = keras.backend.backend()
         if backend != "tensorflow":
             raise UnsupportedKerasError(
-                f"kerasnorm computes with TensorFlow ops, but Keras 3 runs on the "
-                f"{backend!r} backend here. Set KERAS_BACKEND=tensorflow before "
-                "importing keras, or use tf-keras."
+                "kerasnorm's layers and rewriter run on Keras 3's TensorFlow "
+                f"backend (its ops, kerasnorm.ops, run on every backend), but "
+                f"Keras 3 runs on the {backend!r} backend here. Set "
+                "KERAS_BACKEND=tensorflow before importing keras, or use tf-keras."
             )
 
-    def read_master(self, variable) -> tf.Tensor:
+    def read(self, value):
+        if keras.backend.backend() == "tensorflow":
+            # keras.ops.convert_to_tensor returns a TensorFlow variable as
+            # it is; reading it is TensorFlow's conversion.
+            return tf.convert_to_tensor(value)
+        return keras.ops.convert_to_tensor(value)
+
+    def read_master(self, variable):
+        # No public way to read a variable without the autocast of a mixed
+        # precision call (keras.Variable.value applies it).
         with AutocastScope(None):
-            return tf.convert_to_tensor(variable)
+            return self.read(variable)
 
     def is_variable(self, obj) -> bool:
         return isinstance(obj, keras.Variable)
 
     def owner_name(self, variable) -> str:
         return variable.path.split("/")[-2] if "/" in variable.path else ""
+
+    def lifted(self):
+        if keras.backend.backend() == "tensorflow":
+            return tf.init_scope()
+        return contextlib.nullcontext()
+
+    def constraint_state(self, value):
+        with self.lifted():
+            return keras.Variable(
+                value,
+                trainable=False,
+                autocast=False,
+                aggregation="only_first_replica",
+                name="spectral_norm_vectors",
+            )
 
     def add_state_weight(self, layer, name, value):
         weight = layer.add_weight(

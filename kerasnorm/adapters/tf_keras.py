@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 
+import keras
 import tensorflow as tf
 import tf_keras
 from tf_keras.src.engine.keras_tensor import KerasTensor
@@ -18,6 +19,7 @@ from tf_keras.src.mixed_precision.autocast_variable import enable_auto_cast_vari
 from tf_keras.src.saving.serialization_lib import SafeModeScope
 
 from kerasnorm.adapters.base import Adapter, GraphView
+from kerasnorm.errors import UnsupportedKerasError
 from kerasnorm.ir import TensorInfo
 from kerasnorm.layers.constraint_chain import ConstraintChainBase
 from kerasnorm.layers.pixel_norm import PixelNormBase
@@ -39,11 +41,23 @@ class TfKerasAdapter(Adapter):
         )
 
     def check_usable(self) -> None:
-        """tf-keras always computes with TensorFlow."""
+        # kerasnorm's ops are keras.ops: on tf-keras's TensorFlow tensors they
+        # need Keras 3 on its TensorFlow backend too.
+        backend = keras.backend.backend()
+        if backend != "tensorflow":
+            raise UnsupportedKerasError(
+                "kerasnorm computes for tf-keras models with keras.ops on "
+                f"TensorFlow, but Keras 3 runs on the {backend!r} backend in this "
+                "process. Leave KERAS_BACKEND unset (or set it to tensorflow) "
+                "when you use tf-keras."
+            )
 
-    def read_master(self, variable) -> tf.Tensor:
+    def read(self, value):
+        return tf.convert_to_tensor(value)
+
+    def read_master(self, variable):
         with enable_auto_cast_variables(None):
-            return tf.convert_to_tensor(variable)
+            return self.read(variable)
 
     def is_variable(self, obj) -> bool:
         return isinstance(obj, tf.Variable)
@@ -51,6 +65,18 @@ class TfKerasAdapter(Adapter):
     def owner_name(self, variable) -> str:
         parts = variable.name.split(":")[0].split("/")
         return parts[-2] if len(parts) > 1 else ""
+
+    def lifted(self):
+        return tf.init_scope()
+
+    def constraint_state(self, value):
+        with tf.init_scope():
+            return tf.Variable(
+                value,
+                trainable=False,
+                name="spectral_norm_vectors",
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+            )
 
     def add_state_weight(self, layer, name, value):
         return layer.add_weight(

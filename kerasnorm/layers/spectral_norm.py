@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import tensorflow as tf
+from keras import ops
 
 from kerasnorm.errors import KerasNormTypeError, KerasNormValueError
 from kerasnorm.layers.tracking import Tracking, check_positive, work_dtype
@@ -36,7 +36,7 @@ class SpectralNormBase:
     then runs a few iterations of block Lanczos per step, stopping when the
     estimate has converged to `tol` (see `kerasnorm.ops.sigma`).
 
-    The vectors live in a non-trainable `tf.Variable` owned by the
+    The vectors live in a non-trainable variable owned by the
     constraint, not by the layer: they are a cache, rebuilt exactly from the
     kernel after a model is loaded. One constraint object may serve several
     kernels; each gets its own vectors.
@@ -120,8 +120,9 @@ class SpectralNormBase:
         Returns:
             `value` scaled to the target spectral norm, in its own dtype.
         """
-        kernel = tf.convert_to_tensor(value)
-        work = tf.cast(kernel, work_dtype(kernel.dtype))
+        kernel = self._adapter.read(value)
+        dtype = ops.dtype(kernel)
+        work = ops.cast(kernel, work_dtype(dtype))
         if variable is None:
             # A plain tensor has nowhere to keep a state: solve it afresh.
             matrix = layouts.kernel_matrix(work, self._layout_for(None))
@@ -129,18 +130,18 @@ class SpectralNormBase:
         else:
             state = self.build(variable)
             matrix = layouts.kernel_matrix(work, self._states[id(variable)][2])
-            estimate = self.tracking.step(matrix, tf.convert_to_tensor(state))
+            estimate = self.tracking.step(matrix, self._adapter.read(state))
             state.assign(estimate.state)
-        return tf.cast(work * self._scale(estimate.sigma), kernel.dtype)
+        return ops.cast(work * self._scale(estimate.sigma), dtype)
 
-    def _scale(self, sigma_max: tf.Tensor) -> tf.Tensor:
-        scale = self.sigma / tf.maximum(sigma_max, self.tracking.eps)
+    def _scale(self, sigma_max):
+        scale = self.sigma / ops.maximum(sigma_max, self.tracking.eps)
         if self.clip:
-            scale = tf.minimum(scale, 1.0)
+            scale = ops.minimum(scale, 1.0)
         # A zero kernel has sigma_max 0: leave it as it is.
-        return tf.where(sigma_max > self.tracking.eps, scale, tf.ones_like(scale))
+        return ops.where(sigma_max > self.tracking.eps, scale, ops.ones_like(scale))
 
-    def build(self, variable, owner: str | None = None) -> tf.Variable:
+    def build(self, variable, owner: str | None = None):
         """Creates the state for the kernel `variable`, if it has none yet.
 
         The state (the kernel's top singular vectors) starts empty and is
@@ -163,16 +164,12 @@ class SpectralNormBase:
         if entry is not None:
             return entry[1]
         layout = self._layout_for(variable, owner)
-        with tf.init_scope():
-            state = tf.Variable(
-                self.tracking.empty_state(
-                    layouts.matrix_shape(variable.shape, layout),
-                    work_dtype(variable.dtype),
-                ),
-                trainable=False,
-                name="spectral_norm_vectors",
-                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+        state = self._adapter.constraint_state(
+            self.tracking.empty_state(
+                layouts.matrix_shape(variable.shape, layout),
+                work_dtype(variable.dtype),
             )
+        )
         self._states[id(variable)] = (variable, state, layout)
         return state
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import re
 
-import tensorflow as tf
+from keras import ops
 
 from kerasnorm.errors import KerasNormValueError
 from kerasnorm.layers.kernels import find_kernels
@@ -133,7 +133,7 @@ class SpectralNormalizationBase:
         for kernel in kernels:
             # Lifted out of a functional model's scratch graph, where a
             # tf-keras layer that makes its kernels at its first call is.
-            with tf.init_scope():
+            with self._adapter.lifted():
                 empty = self.tracking.empty_state(
                     layouts.matrix_shape(kernel.shape, kernel.layout),
                     work_dtype(kernel.variable.dtype),
@@ -155,10 +155,10 @@ class SpectralNormalizationBase:
         for kernel, state in self._kernels or ():
             state.assign(self._exact_state(kernel))
 
-    def _exact_state(self, kernel) -> tf.Tensor:
-        with tf.init_scope():
+    def _exact_state(self, kernel):
+        with self._adapter.lifted():
             value = self._adapter.read_master(kernel.variable)
-            value = tf.cast(value, work_dtype(value.dtype))
+            value = ops.cast(value, work_dtype(value.dtype))
             return self.tracking.warm_start(layouts.kernel_matrix(value, kernel.layout))
 
     def _wrapped_call(self, args, kwargs, training=None, mask=None):
@@ -175,8 +175,8 @@ class SpectralNormalizationBase:
                     "normalize (no trainable weight of rank 2 or more that is "
                     "not a bias or a scale)."
                 )
-        if isinstance(training, (tf.Tensor, tf.Variable)):
-            kernels = tf.cond(
+        if ops.is_tensor(training):
+            kernels = ops.cond(
                 training,
                 lambda: self._normalized_kernels(training=True),
                 lambda: self._normalized_kernels(training=False),
@@ -249,11 +249,11 @@ class SpectralNormalizationBase:
             )
         }
         return [
-            tf.convert_to_tensor(folded.get(id(weight), weight)).numpy()
+            ops.convert_to_numpy(folded.get(id(weight), weight))
             for weight in self.layer.weights
         ]
 
-    def effective_kernels(self) -> dict[str, tf.Tensor]:
+    def effective_kernels(self) -> dict:
         """The kernels the wrapped layer computes with at inference, `W / sigma(W)`.
 
         Sigma comes from the tracked singular vectors as they are: nothing
@@ -302,7 +302,7 @@ class SpectralNormalizationBase:
                 f"on an input once before {doing}."
             )
 
-    def _normalized_kernels(self, training: bool) -> list[tf.Tensor]:
+    def _normalized_kernels(self, training: bool) -> list:
         """Each kernel as `W / sigma(W)`, differentiable in W with u, v fixed.
 
         With `training`, the tracked vectors are first updated and saved;
@@ -311,20 +311,20 @@ class SpectralNormalizationBase:
         normalized = []
         for kernel, state in self._kernels:
             value = self._adapter.read_master(kernel.variable)
-            value = tf.cast(value, work_dtype(value.dtype))
+            value = ops.cast(value, work_dtype(value.dtype))
             # The tracked vectors are constants to the gradient: a tape
             # recording the iterations would store every loop step for nothing.
-            matrix = tf.stop_gradient(layouts.kernel_matrix(value, kernel.layout))
+            matrix = ops.stop_gradient(layouts.kernel_matrix(value, kernel.layout))
             if training:
-                estimate = self.tracking.step(matrix, tf.convert_to_tensor(state))
+                estimate = self.tracking.step(matrix, self._adapter.read(state))
                 state.assign(estimate.state)
                 sigma, u, v = estimate.sigma, estimate.u, estimate.v
             else:
-                sigma, u, v = self.tracking.current(matrix, tf.convert_to_tensor(state))
+                sigma, u, v = self.tracking.current(matrix, self._adapter.read(state))
             divided = sigma_ops.divide_by_sigma(
                 value, sigma, u, v, kernel.layout, self.tracking.eps
             )
-            normalized.append(tf.cast(divided, kernel.variable.dtype))
+            normalized.append(ops.cast(divided, kernel.variable.dtype))
         return normalized
 
     def get_config(self):

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 
-import tensorflow as tf
+import keras
+import numpy as np
+from keras import ops
 
 from kerasnorm.errors import KerasNormTypeError, KerasNormValueError
 from kerasnorm.ops import sigma as sigma_ops
+from kerasnorm.ops.sigma import Tensor
 
 # Iterations a step may add when `max_iter` did not reach `tol`. 32 blocks
 # of 2 span a 64-dimensional Krylov space: enough to converge from a random
@@ -78,13 +81,13 @@ class Tracking:
                     f"({self.n_iter})."
                 )
 
-    def warm_start(self, matrix: tf.Tensor) -> tf.Tensor:
+    def warm_start(self, matrix: Tensor) -> Tensor:
         """The initial state for `matrix`: its top singular vectors, exactly."""
         return sigma_ops.warm_start(matrix, self.block_size)
 
     def empty_state(
-        self, matrix_shape: tuple[int, int], dtype: tf.DType = tf.float32
-    ) -> tf.Tensor:
+        self, matrix_shape: tuple[int, int], dtype: str = "float32"
+    ) -> np.ndarray:
         """A state to be solved exactly at its first `step`, free to create.
 
         Creating states empty keeps `apply_normalization` as cheap as a
@@ -97,9 +100,9 @@ class Tracking:
         """
         rows, cols = matrix_shape
         block = sigma_ops.block_size(rows, cols, self.block_size)
-        return tf.zeros((block, cols), dtype)
+        return np.zeros((block, cols), dtype)
 
-    def step(self, matrix: tf.Tensor, state: tf.Tensor) -> sigma_ops.Estimate:
+    def step(self, matrix: Tensor, state: Tensor) -> sigma_ops.Estimate:
         """One step's estimate of sigma and the new state.
 
         An empty state (all zeros, or not finite) is solved exactly. A
@@ -112,13 +115,13 @@ class Tracking:
         the iteration goes on from where it stopped, for up to
         `RESCUE_ITERATIONS` more: far cheaper than solving afresh.
         """
-        return tf.cond(
+        return ops.cond(
             _is_empty(state),
             lambda: self.solve(matrix),
             lambda: self._follow(matrix, state),
         )
 
-    def current(self, matrix: tf.Tensor, state: tf.Tensor) -> tuple:
+    def current(self, matrix: Tensor, state: Tensor) -> tuple:
         """`(sigma, u, v)` of the state as it is, for inference: no update.
 
         An empty state is solved exactly (and not saved).
@@ -133,9 +136,9 @@ class Tracking:
             estimate = self.solve(matrix)
             return estimate.sigma, estimate.u, estimate.v
 
-        return tf.cond(_is_empty(state), solved, from_state)
+        return ops.cond(_is_empty(state), solved, from_state)
 
-    def _follow(self, matrix: tf.Tensor, state: tf.Tensor) -> sigma_ops.Estimate:
+    def _follow(self, matrix: Tensor, state: Tensor) -> sigma_ops.Estimate:
         estimate = sigma_ops.track(
             matrix, state, self.n_iter, self.tol, self.max_iter, self.eps
         )
@@ -147,9 +150,9 @@ class Tracking:
                 matrix, estimate.state, 1, self.tol, RESCUE_ITERATIONS, self.eps
             )
 
-        return tf.cond(estimate.converged, lambda: estimate, go_on)
+        return ops.cond(estimate.converged, lambda: estimate, go_on)
 
-    def solve(self, matrix: tf.Tensor) -> sigma_ops.Estimate:
+    def solve(self, matrix: Tensor) -> sigma_ops.Estimate:
         """sigma and the state from scratch: exact warm start, one iteration."""
         return sigma_ops.track(
             matrix, self.warm_start(matrix), n_iter=1, tol=None, eps=self.eps
@@ -159,7 +162,7 @@ class Tracking:
         return dataclasses.asdict(self)
 
 
-def _is_empty(state: tf.Tensor) -> tf.Tensor:
+def _is_empty(state: Tensor) -> Tensor:
     """Whether `state` must be solved afresh: never solved, or not finite.
 
     A kernel that held inf or NaN leaves an empty state (see
@@ -167,21 +170,19 @@ def _is_empty(state: tf.Tensor) -> tf.Tensor:
     hold NaN itself. Either way, once the kernel is finite again, the next
     step solves sigma exactly.
     """
-    solved = tf.reduce_any(state != 0)
-    return tf.logical_not(
-        tf.logical_and(solved, tf.reduce_all(tf.math.is_finite(state)))
-    )
+    solved = ops.any(ops.not_equal(state, 0))
+    return ops.logical_not(ops.logical_and(solved, ops.all(ops.isfinite(state))))
 
 
-def work_dtype(dtype) -> tf.DType:
+def work_dtype(dtype) -> str:
     """The dtype sigma is computed in for a kernel of `dtype`.
 
     float64 kernels keep float64; half-precision ones (float16, bfloat16)
     are computed in float32, where the iteration's small products do not
     underflow.
     """
-    dtype = tf.as_dtype(dtype)
-    return tf.float64 if dtype == tf.float64 else tf.float32
+    dtype = keras.backend.standardize_dtype(dtype)
+    return "float64" if dtype == "float64" else "float32"
 
 
 TRACKING_OPTIONS = tuple(field.name for field in dataclasses.fields(Tracking))

@@ -32,10 +32,13 @@ from __future__ import annotations
 import functools
 import math
 import re
+from typing import Any
 
-import tensorflow as tf
+from keras import ops
 
 from kerasnorm.errors import KerasNormValueError
+
+Tensor = Any  # A tensor of the Keras 3 backend in use.
 
 LAYOUTS = ("dense", "transpose", "depthwise")
 
@@ -125,7 +128,7 @@ def matrix_shape(kernel_shape, layout: str = "dense") -> tuple[int, int]:
     return math.prod(shape[a] for a in rows), math.prod(shape[a] for a in cols)
 
 
-def kernel_matrix(kernel: tf.Tensor, layout: str = "dense") -> tf.Tensor:
+def kernel_matrix(kernel: Tensor, layout: str = "dense") -> Tensor:
     """The 2-D matrix whose largest singular value is the kernel's sigma.
 
     Args:
@@ -141,11 +144,11 @@ def kernel_matrix(kernel: tf.Tensor, layout: str = "dense") -> tf.Tensor:
     rows, cols = matrix_axes(layout, kernel.shape)
     order = [*rows, *cols]
     if order != sorted(order):
-        kernel = tf.transpose(kernel, order)
-    return tf.reshape(kernel, shape)
+        kernel = ops.transpose(kernel, order)
+    return ops.reshape(kernel, shape)
 
 
-def matrix_kernel(matrix: tf.Tensor, kernel_shape, layout: str = "dense") -> tf.Tensor:
+def matrix_kernel(matrix: Tensor, kernel_shape, layout: str = "dense") -> Tensor:
     """The kernel whose matrix view is `matrix`: the inverse of `kernel_matrix`.
 
     Args:
@@ -159,8 +162,8 @@ def matrix_kernel(matrix: tf.Tensor, kernel_shape, layout: str = "dense") -> tf.
     shape = [int(d) for d in kernel_shape]
     rows, cols = matrix_axes(layout, shape)
     order = [*rows, *cols]
-    permuted = tf.reshape(matrix, [shape[axis] for axis in order])
+    permuted = ops.reshape(matrix, [shape[axis] for axis in order])
     if order == sorted(order):
         return permuted
     inverse = sorted(range(len(order)), key=order.__getitem__)
-    return tf.transpose(permuted, inverse)
+    return ops.transpose(permuted, inverse)

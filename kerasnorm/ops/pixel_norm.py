@@ -1,13 +1,17 @@
-"""Pixel normalization (ProGAN), as a TensorFlow op with an analytic gradient."""
+"""Pixel normalization (ProGAN), as a `keras.ops` function with an analytic gradient."""
 
 from __future__ import annotations
 
-import tensorflow as tf
+from typing import Any
 
-_HALF_DTYPES = (tf.float16, tf.bfloat16)
+from keras import ops
+
+Tensor = Any  # A tensor of the Keras 3 backend in use.
+
+_HALF_DTYPES = ("float16", "bfloat16")
 
 
-def pixel_norm(x: tf.Tensor, axis: int = -1, epsilon: float = 1e-8) -> tf.Tensor:
+def pixel_norm(x: Tensor, axis: int = -1, epsilon: float = 1e-8) -> Tensor:
     """Scales every feature vector along `axis` to unit root-mean-square.
 
     Computes `x / sqrt(mean(x**2, axis) + epsilon)`, the formula of ProGAN
@@ -31,27 +35,30 @@ def pixel_norm(x: tf.Tensor, axis: int = -1, epsilon: float = 1e-8) -> tf.Tensor
 
     Example:
 
-    >>> y = pixel_norm(tf.constant([[3.0, 4.0]]))
-    >>> round(float(tf.reduce_mean(y**2)), 6)
+    >>> y = pixel_norm(ops.convert_to_tensor([[3.0, 4.0]]))
+    >>> round(float(ops.mean(y**2)), 6)
     1.0
     """
-    x = tf.convert_to_tensor(x)
-    if x.dtype in _HALF_DTYPES:
-        return tf.cast(_pixel_norm(tf.cast(x, tf.float32), axis, epsilon), x.dtype)
+    x = ops.convert_to_tensor(x)
+    dtype = ops.dtype(x)
+    if dtype in _HALF_DTYPES:
+        return ops.cast(_pixel_norm(ops.cast(x, "float32"), axis, epsilon), dtype)
     return _pixel_norm(x, axis, epsilon)
 
 
-def _pixel_norm(x: tf.Tensor, axis: int, epsilon: float) -> tf.Tensor:
-    @tf.custom_gradient
+def _pixel_norm(x: Tensor, axis: int, epsilon: float) -> Tensor:
+    @ops.custom_gradient
     def forward(x):
-        inv_rms = tf.math.rsqrt(
-            tf.reduce_mean(tf.square(x), axis=axis, keepdims=True) + epsilon
-        )
+        inv_rms = ops.rsqrt(ops.mean(ops.square(x), axis=axis, keepdims=True) + epsilon)
         y = x * inv_rms
 
-        def backward(grad):
-            projection = tf.reduce_mean(grad * y, axis=axis, keepdims=True)
-            return inv_rms * (grad - y * projection)
+        def backward(*args, upstream=None):
+            # TensorFlow and JAX pass the upstream gradient by position,
+            # PyTorch by keyword after the forward's inputs.
+            if upstream is None:
+                (upstream,) = args
+            projection = ops.mean(upstream * y, axis=axis, keepdims=True)
+            return inv_rms * (upstream - y * projection)
 
         return y, backward
 

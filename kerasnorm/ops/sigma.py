@@ -28,16 +28,22 @@ Each iteration reads the matrix twice, like one power iteration; both reads
 are matrix products with `block` rows, which cost about what a matrix-vector
 product costs, because reading the matrix dominates.
 
-Every function here is pure TensorFlow and runs eagerly or in a graph.
+Every function here is written in `keras.ops`, so it runs on each Keras 3
+backend (TensorFlow, JAX, PyTorch), eagerly or compiled; tf-keras models
+run it on the TensorFlow backend.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-import tensorflow as tf
+import keras
+import numpy as np
+from keras import ops
 
 from kerasnorm.ops import layouts
+
+Tensor = Any  # A tensor of the Keras 3 backend in use.
 
 # Rows whose norm falls below this fraction of the norm before
 # orthogonalization are treated as lying in the span already (exhausted
@@ -62,12 +68,12 @@ class Estimate(NamedTuple):
             for a fixed number of iterations).
     """
 
-    sigma: tf.Tensor
-    u: tf.Tensor
-    v: tf.Tensor
-    state: tf.Tensor
-    iterations: tf.Tensor
-    converged: tf.Tensor
+    sigma: Tensor
+    u: Tensor
+    v: Tensor
+    state: Tensor
+    iterations: Tensor
+    converged: Tensor
 
 
 def block_size(rows: int, cols: int, block: int) -> int:
@@ -75,51 +81,57 @@ def block_size(rows: int, cols: int, block: int) -> int:
     return max(1, min(block, rows, cols))
 
 
-def initial_state(cols: int, block: int, dtype=tf.float32) -> tf.Tensor:
+def initial_state(cols: int, block: int, dtype: str = "float32") -> Tensor:
     """A fixed pseudo-random orthonormal block, shape (block, cols).
 
     A constant start can be orthogonal to the top singular vectors of a
     structured kernel; a fixed random one almost never is, and keeps runs
-    reproducible.
+    reproducible. Drawn by NumPy, it is a constant of any traced step.
     """
-    start = tf.random.stateless_normal((block, cols), seed=(1234, 5678), dtype=dtype)
-    return _orthonormal_rows(start, tf.norm(start))
+    start = np.random.default_rng(1234).standard_normal((cols, block))
+    rows = np.linalg.qr(start)[0].T
+    return ops.convert_to_tensor(rows, dtype=dtype)
 
 
-def warm_start(matrix: tf.Tensor, block: int = 2) -> tf.Tensor:
+def warm_start(matrix: Tensor, block: int = 2) -> Tensor:
     """The top `block` right singular vectors of `matrix`, as rows.
 
     Spent once, when the state of a kernel is created, so that the first
     normalization is already accurate. Exact (an eigendecomposition of the
-    smaller Gram matrix, in float64) when the smaller side of the matrix is
-    at most 2048; otherwise `track` run to a tight tolerance.
+    smaller Gram matrix, in float64 where Keras computes it) when the
+    smaller side of the matrix is at most 2048; otherwise `track` run to a
+    tight tolerance.
 
     Returns:
         A (block, cols) tensor in the matrix's dtype, rows orthonormal (a
         zero row where the matrix has fewer non-zero singular values).
     """
     rows, cols = matrix.shape
+    dtype = ops.dtype(matrix)
     block = block_size(rows, cols, block)
     if min(rows, cols) > _EXACT_MAX_SIDE:
-        start = initial_state(cols, block, matrix.dtype)
+        start = initial_state(cols, block, dtype)
         return track(matrix, start, n_iter=2, tol=1e-6, max_iter=64).state
-    wide = tf.cast(matrix, tf.float64)
+    wide = ops.cast(matrix, _widest_float())
     if cols <= rows:
-        values, vectors, finite = _eigh(tf.matmul(wide, wide, transpose_a=True))
-        top = tf.transpose(tf.reverse(vectors[:, -block:], [1]))
+        values, vectors, finite = _eigh(ops.matmul(ops.transpose(wide), wide))
+        top = ops.transpose(ops.flip(vectors[:, -block:], axis=1))
     else:
-        values, vectors, finite = _eigh(tf.matmul(wide, wide, transpose_b=True))
-        left = tf.transpose(tf.reverse(vectors[:, -block:], [1]))
-        top = _normalize_rows(tf.matmul(left, wide))
-    values = tf.reverse(values[-block:], [0])
-    keep = tf.logical_and(finite, values > _DEPENDENT**2 * tf.maximum(values[0], 0.0))
-    top = tf.where(keep[:, None], top, tf.zeros_like(top))
-    return tf.cast(top, matrix.dtype)
+        values, vectors, finite = _eigh(ops.matmul(wide, ops.transpose(wide)))
+        left = ops.transpose(ops.flip(vectors[:, -block:], axis=1))
+        top = _normalize_rows(ops.matmul(left, wide))
+    values = ops.flip(values[-block:], axis=0)
+    # In float32, eigenvalues below a few ulps of the top one are noise.
+    resolution = max(_DEPENDENT**2, 64 * float(np.finfo(ops.dtype(values)).eps))
+    floor = resolution * ops.maximum(values[0], 0.0)
+    keep = ops.logical_and(finite, values > floor)
+    top = ops.where(keep[:, None], top, ops.zeros_like(top))
+    return ops.cast(top, dtype)
 
 
 def track(
-    matrix: tf.Tensor,
-    state: tf.Tensor,
+    matrix: Tensor,
+    state: Tensor,
     n_iter: int = 1,
     tol: float | None = None,
     max_iter: int = 8,
@@ -143,96 +155,97 @@ def track(
     """
     block, cols = state.shape
     rows = matrix.shape[0]
-    dtype = matrix.dtype
+    dtype = ops.dtype(matrix)
     steps = n_iter if tol is None else max(n_iter, max_iter)
     width = steps * block
-    state = tf.cond(
-        tf.reduce_any(state != 0),
-        lambda: state,
-        lambda: initial_state(cols, block, dtype),
+    state = ops.where(
+        ops.any(ops.not_equal(state, 0)), state, initial_state(cols, block, dtype)
     )
 
     def body(step, current, left, right, images, theta, residual):
-        place = (step * block + tf.range(block))[:, None]
-        preimage = tf.matmul(current, matrix, transpose_b=True)
-        left_block = _orthonormal_rows(_deflate(preimage, left), tf.norm(preimage))
-        left = tf.tensor_scatter_nd_update(left, place, left_block)
-        image = tf.matmul(left_block, matrix)
-        images = tf.tensor_scatter_nd_update(images, place, image)
+        place = (step * block + ops.arange(block, dtype="int32"))[:, None]
+        preimage = _times_transposed(current, matrix)
+        left_block = _orthonormal_rows(_deflate(preimage, left), _norm(preimage))
+        left = ops.scatter_update(left, place, left_block)
+        image = ops.matmul(left_block, matrix)
+        images = ops.scatter_update(images, place, image)
         fresh = _deflate(image, right)
         if tol is not None:
-            values, vectors, finite = _eigh(tf.matmul(images, images, transpose_b=True))
-            theta = tf.sqrt(tf.maximum(values[-1], 0.0))
+            values, vectors, finite = _eigh(_gram(images))
+            theta = ops.sqrt(ops.maximum(values[-1], 0.0))
             # Only the newest block reaches outside the right Krylov space:
             # the residual is its share of the top Ritz vector's image.
-            weights = tf.gather(vectors[:, -1], place[:, 0])
-            residual = tf.norm(tf.linalg.matvec(fresh, weights, transpose_a=True))
+            weights = ops.take(vectors[:, -1], place[:, 0])
+            residual = _norm(ops.matmul(weights[None, :], fresh))
             # A kernel that is not finite has nothing to converge to: stop.
-            residual = tf.where(finite, residual, tf.zeros_like(residual))
-        current = _orthonormal_rows(fresh, tf.norm(image))
-        right = tf.tensor_scatter_nd_update(right, place + block, current)
+            residual = ops.where(finite, residual, ops.zeros_like(residual))
+        current = _orthonormal_rows(fresh, _norm(image))
+        right = ops.scatter_update(right, place + block, current)
         return step + 1, current, left, right, images, theta, residual
 
     def cond(step, current, left, right, images, theta, residual):
         more = step < steps
         if tol is not None:
-            unsettled = tf.logical_or(step < n_iter, residual > tol * theta)
-            more = tf.logical_and(more, unsettled)
+            unsettled = ops.logical_or(step < n_iter, residual > tol * theta)
+            more = ops.logical_and(more, unsettled)
         return more
 
     loop_vars = (
-        tf.constant(0),
+        ops.convert_to_tensor(0, dtype="int32"),
         state,
-        tf.zeros((width, rows), dtype),
-        tf.concat([state, tf.zeros((width, cols), dtype)], 0),
-        tf.zeros((width, cols), dtype),
-        tf.constant(0.0, dtype),
-        tf.constant(float("inf"), dtype),
+        ops.zeros((width, rows), dtype),
+        ops.concatenate([state, ops.zeros((width, cols), dtype)], axis=0),
+        ops.zeros((width, cols), dtype),
+        ops.zeros((), dtype),
+        ops.full((), float("inf"), dtype),
     )
-    iterations, _, left, _, images, theta, residual = tf.while_loop(
+    iterations, _, left, _, images, theta, residual = ops.while_loop(
         cond, body, loop_vars
     )
-    converged = tf.constant(True) if tol is None else residual <= tol * theta
+    if tol is None:
+        converged = ops.convert_to_tensor(True)
+    else:
+        converged = residual <= tol * theta
 
-    values, vectors, finite = _eigh(tf.matmul(images, images, transpose_b=True))
-    weights = tf.reverse(vectors[:, -block:], [1])
-    thetas = tf.sqrt(tf.maximum(tf.reverse(values[-block:], [0]), 0.0))
+    values, vectors, finite = _eigh(_gram(images))
+    weights = ops.flip(vectors[:, -block:], axis=1)
+    thetas = ops.sqrt(ops.maximum(ops.flip(values[-block:], axis=0), 0.0))
     # sigma of a matrix holding inf or NaN is NaN, and its state is empty,
     # so that the next step, on a finite matrix again, solves it afresh.
-    sigma = tf.where(finite, thetas[0], tf.constant(float("nan"), dtype))
-    kept = tf.logical_and(finite, thetas > tf.maximum(_DEPENDENT * thetas[0], eps))
+    sigma = ops.where(finite, thetas[0], ops.full((), float("nan"), dtype))
+    kept = ops.logical_and(finite, thetas > ops.maximum(_DEPENDENT * thetas[0], eps))
     new_state = (
-        tf.matmul(weights, images, transpose_a=True)
-        / tf.where(kept, thetas, tf.ones_like(thetas))[:, None]
+        ops.matmul(ops.transpose(weights), images)
+        / ops.where(kept, thetas, ops.ones_like(thetas))[:, None]
     )
-    new_state = tf.where(kept[:, None], new_state, tf.zeros_like(new_state))
-    new_state = _orthonormal_rows(new_state, tf.norm(new_state))
-    u = tf.linalg.matvec(left, weights[:, 0], transpose_a=True)
+    new_state = ops.where(kept[:, None], new_state, ops.zeros_like(new_state))
+    new_state = _orthonormal_rows(new_state, _norm(new_state))
+    u = ops.matmul(weights[:, 0][None, :], left)[0]
     return Estimate(sigma, u, new_state[0], new_state, iterations, converged)
 
 
 def right_estimate(
-    matrix: tf.Tensor, v: tf.Tensor, eps: float = 1e-12
-) -> tuple[tf.Tensor, tf.Tensor]:
+    matrix: Tensor, v: Tensor, eps: float = 1e-12
+) -> tuple[Tensor, Tensor]:
     """`(u, sigma)` for a fixed right vector: `sigma = ||M v||`, `u = M v / sigma`.
 
     One pass over the matrix, no state change: the estimate used at
     inference, at least as large as the `sigma` of the `track` call that
     produced `v`.
     """
-    image = tf.linalg.matvec(matrix, v)
-    sigma = tf.norm(image)
-    return image / tf.maximum(sigma, eps), sigma
+    image = ops.matmul(matrix, v[:, None])[:, 0]
+    sigma = _norm(image)
+    return image / ops.maximum(sigma, eps), sigma
 
 
 def divide_by_sigma(
-    kernel: tf.Tensor,
-    sigma: tf.Tensor,
-    u: tf.Tensor,
-    v: tf.Tensor,
+    kernel: Tensor,
+    sigma: Tensor,
+    u: Tensor,
+    v: Tensor,
     layout: str = "dense",
     eps: float = 1e-12,
-) -> tf.Tensor:
+) -> Tensor:
     """`kernel / sigma`, differentiated as SNGAN's Algorithm 1.
 
     `sigma = u @ M @ v` for the kernel's matrix view `M` (see
@@ -255,54 +268,84 @@ def divide_by_sigma(
     Returns:
         The normalized kernel, of the kernel's shape and dtype.
     """
-    sigma, u, v = (tf.stop_gradient(x) for x in (sigma, u, v))
+    sigma, u, v = (ops.stop_gradient(x) for x in (sigma, u, v))
     live = sigma > eps
-    scale = tf.where(live, 1.0 / tf.maximum(sigma, eps), tf.ones_like(sigma))
+    scale = ops.where(live, 1.0 / ops.maximum(sigma, eps), ops.ones_like(sigma))
+    shape = tuple(kernel.shape)
 
-    @tf.custom_gradient
+    @ops.custom_gradient
     def divide(kernel):
         normalized = kernel * scale
 
-        def gradient(upstream):
-            # Not tensordot: on CPU its matrix product is three times slower.
-            along = tf.reduce_sum(upstream * normalized)
-            weight = tf.where(live, -along * scale, tf.zeros_like(along))
-            correction = tf.matmul((weight * u)[:, None], v[None, :])
-            return upstream * scale + layouts.matrix_kernel(
-                correction, kernel.shape, layout
-            )
+        def gradient(*args, upstream=None):
+            # TensorFlow and JAX pass the upstream gradient by position,
+            # PyTorch by keyword after the forward's inputs.
+            if upstream is None:
+                (upstream,) = args
+            along = ops.sum(upstream * normalized)
+            weight = ops.where(live, -along * scale, ops.zeros_like(along))
+            correction = ops.matmul((weight * u)[:, None], v[None, :])
+            return upstream * scale + layouts.matrix_kernel(correction, shape, layout)
 
         return normalized, gradient
 
     return divide(kernel)
 
 
-def _eigh(gram: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+def _eigh(gram: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """`eigh` of a small Gram matrix, and whether it was finite.
 
-    `tf.linalg.eigh` raises on a matrix holding inf or NaN ("Self-adjoint
+    TensorFlow's eigh raises on a matrix holding inf or NaN ("Self-adjoint
     eigen decomposition was not successful"), which would stop a train step
     inside the tracker instead of letting the user's own checks (a NaN loss,
     `TerminateOnNaN`) see the bad kernel. A matrix that is not finite is
     replaced by zeros; the flag says so.
     """
-    finite = tf.reduce_all(tf.math.is_finite(gram))
-    values, vectors = tf.linalg.eigh(tf.where(finite, gram, tf.zeros_like(gram)))
+    finite = ops.all(ops.isfinite(gram))
+    values, vectors = ops.eigh(ops.where(finite, gram, ops.zeros_like(gram)))
     return values, vectors, finite
 
 
-def _deflate(rows: tf.Tensor, basis: tf.Tensor) -> tf.Tensor:
+def _widest_float() -> str:
+    """float64 where Keras computes in it; Keras 3 computes float64 products
+    in float32 on JAX and PyTorch."""
+    return keras.backend.result_type("float64", "float64")
+
+
+def _times_transposed(rows: Tensor, matrix: Tensor) -> Tensor:
+    """`rows @ matrix.T`, with no copy of `matrix`.
+
+    JAX (under jit) and PyTorch (a view) transpose for free; TensorFlow
+    would run a Transpose op per product, each a pass over the operand, so
+    it gets its matmul's own flag.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.linalg.matmul(rows, matrix, transpose_b=True)
+    return ops.matmul(rows, ops.transpose(matrix))
+
+
+def _gram(rows: Tensor) -> Tensor:
+    return _times_transposed(rows, rows)
+
+
+def _norm(x: Tensor) -> Tensor:
+    return ops.sqrt(ops.sum(ops.square(x)))
+
+
+def _deflate(rows: Tensor, basis: Tensor) -> Tensor:
     """`rows` minus their projection on the row space of `basis`, done twice.
 
     Classical Gram-Schmidt run twice keeps the Krylov bases orthogonal to
     float32 precision; `basis` may hold zero rows (unused buffer space).
     """
     for _ in range(2):
-        rows = rows - tf.matmul(tf.matmul(rows, basis, transpose_b=True), basis)
+        rows = rows - ops.matmul(_times_transposed(rows, basis), basis)
     return rows
 
 
-def _orthonormal_rows(rows: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
+def _orthonormal_rows(rows: Tensor, scale: Tensor) -> Tensor:
     """Gram-Schmidt on a few rows.
 
     A row whose norm, once the earlier rows are taken out, is below
@@ -313,18 +356,18 @@ def _orthonormal_rows(rows: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
     for index in range(rows.shape[0]):
         row = rows[index]
         for previous in done:
-            row = row - tf.tensordot(row, previous, 1) * previous
-        norm = tf.norm(row)
+            row = row - ops.sum(row * previous) * previous
+        norm = _norm(row)
         done.append(
-            tf.where(
+            ops.where(
                 norm > _DEPENDENT * scale,
-                row / tf.maximum(norm, 1e-30),
-                tf.zeros_like(row),
+                row / ops.maximum(norm, 1e-30),
+                ops.zeros_like(row),
             )
         )
-    return tf.stack(done)
+    return ops.stack(done)
 
 
-def _normalize_rows(rows: tf.Tensor) -> tf.Tensor:
-    norms = tf.norm(rows, axis=1, keepdims=True)
-    return rows / tf.maximum(norms, 1e-30)
+def _normalize_rows(rows: Tensor) -> Tensor:
+    norms = ops.sqrt(ops.sum(ops.square(rows), axis=1, keepdims=True))
+    return rows / ops.maximum(norms, 1e-30)
