@@ -1,5 +1,6 @@
 """The code base keeps its own rules: lint clean, Keras flavours only in adapters."""
 
+import ast
 import pathlib
 import re
 import shutil
@@ -27,6 +28,39 @@ def test_only_adapters_import_a_keras_package():
     offenders = [
         str(path.relative_to(ROOT))
         for path in PACKAGE.rglob("*.py")
-        if "adapters" not in path.parts and importer.search(path.read_text())
+        if not {"adapters", "ops", "layers"} & set(path.parts)
+        and importer.search(path.read_text())
     ]
+    assert offenders == []
+
+
+def test_the_math_uses_keras_ops_and_backend_only():
+    # kerasnorm/ops and kerasnorm/layers compute for both Kerases with
+    # keras.ops (on TensorFlow for tf-keras): no layer, model or version
+    # specific API of either Keras.
+    allowed = {("keras", None), ("keras", "ops")}
+    offenders = []
+    for folder in ("ops", "layers"):
+        for path in (PACKAGE / folder).rglob("*.py"):
+            tree = ast.parse(path.read_text())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    found = {(alias.name, None) for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    found = {(node.module, alias.name) for alias in node.names}
+                elif (
+                    isinstance(node, ast.Attribute)
+                    and isinstance(node.value, ast.Name)
+                    and node.value.id == "keras"
+                ):
+                    found = {("keras", node.attr)} - {("keras", "backend")}
+                else:
+                    continue
+                strays = {
+                    (module, name)
+                    for module, name in found
+                    if module.split(".")[0] in ("keras", "tf_keras")
+                    and (module, name) not in allowed
+                }
+                offenders += [(str(path.relative_to(ROOT)), *stray) for stray in strays]
     assert offenders == []
