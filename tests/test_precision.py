@@ -60,14 +60,19 @@ def test_mixed_precision_global_policy(adapter, mode, policy):
     assert len(normalized) == 3
     for kernel, layout in normalized:
         np.testing.assert_allclose(top_singular_value(kernel, layout), 1.0, atol=1e-2)
+    _assert_sigma_states_in(model, adapter, "float32")
+
+
+def _assert_sigma_states_in(model, adapter, dtype: str) -> None:
+    """Every tracked-vector state of `model`, wrapper's or constraint's, is `dtype`."""
     for layer in model.layers:
         for weight in layer.non_trainable_weights:
             if "vectors" in weight.name:
-                assert weight.dtype == "float32"
+                assert weight.dtype == dtype
         constraint = getattr(layer, "kernel_constraint", None)
         if isinstance(constraint, adapter.SpectralNorm):
             for _, state, _ in constraint._states.values():
-                assert state.dtype == "float32"
+                assert state.dtype == dtype
 
 
 @pytest.mark.parametrize("mode", ["constraint", "reparam"])
@@ -85,14 +90,7 @@ def test_float64_models_train_with_float64_sigma(adapter, mode):
     assert len(normalized) == 3
     for kernel, layout in normalized:
         assert top_singular_value(kernel, layout) == pytest.approx(1.0, abs=1e-3)
-    for layer in model.layers:
-        for weight in layer.non_trainable_weights:
-            if "vectors" in weight.name:
-                assert weight.dtype == "float64"
-        constraint = getattr(layer, "kernel_constraint", None)
-        if isinstance(constraint, adapter.SpectralNorm):
-            for _, state, _ in constraint._states.values():
-                assert state.dtype == "float64"
+    _assert_sigma_states_in(model, adapter, "float64")
 
 
 @pytest.mark.parametrize("mode", ["constraint", "reparam"])
