@@ -29,6 +29,7 @@ from kerasnorm.graph import to_graph
 from kerasnorm.plan import Edit, KernelStatus, Plan, plan
 from kerasnorm.policies import get_policy, register_policy, registered_policies
 from kerasnorm.rules import Rule
+from kerasnorm.state import constraint_states
 
 _ACTIVE = active_adapter()
 PixelNorm = _ACTIVE.PixelNorm
@@ -62,6 +63,7 @@ __all__ = [
     "adapter_for",
     "apply_normalization",
     "callbacks",
+    "constraint_states",
     "fold",
     "get_policy",
     "normalize",

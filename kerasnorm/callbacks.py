@@ -18,21 +18,13 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import tensorflow as tf
 
 from kerasnorm.actions import is_spectral
 from kerasnorm.adapters import ADAPTERS, active_adapter, adapter_for
 from kerasnorm.errors import KerasNormTypeError
-from kerasnorm.layers.kernels import constrained_by, find_kernels
+from kerasnorm.layers.kernels import constrained_by, find_kernels, walk_layers
 from kerasnorm.layers.tracking import check_int
 from kerasnorm.ops import layouts
-
-# What `tf.summary.scalar` attaches to a scalar so that TensorBoard plots it;
-# written by hand, as `tf.summary.scalar` needs the tensorboard package.
-_SCALAR = tf.compat.v1.SummaryMetadata(
-    plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="scalars"),
-    data_class="DATA_CLASS_SCALAR",
-).SerializeToString()
 
 
 def normalized_sigmas(model) -> dict[str, float]:
@@ -65,7 +57,7 @@ def normalized_sigmas(model) -> dict[str, float]:
     """
     adapter = adapter_for(model)
     sigmas = {}
-    for path, layer in _layers(model, adapter, prefix="", seen=set()):
+    for path, layer in walk_layers(model, adapter):
         if not layer.built:
             continue
         if isinstance(layer, adapter.SpectralNormalization):
@@ -79,26 +71,52 @@ def normalized_sigmas(model) -> dict[str, float]:
             }
         for kernel, value in found.items():
             key = path if len(found) == 1 else f"{path}/{kernel.path}"
-            sigmas[key] = _sigma(value, kernel.layout)
+            sigmas[key] = _sigma(value, kernel.layout, adapter)
     return sigmas
 
 
-def _layers(model, adapter, prefix: str, seen: set):
-    """`(path, layer)` for every layer under `model`, nested models opened."""
-    for layer in model.layers:
-        if id(layer) in seen:
-            continue
-        seen.add(id(layer))
-        path = prefix + layer.name
-        if adapter.is_model(layer):
-            yield from _layers(layer, adapter, path + "/", seen)
-        else:
-            yield path, layer
+def _sigma(kernel, layout: str, adapter) -> float:
+    # In NumPy: float64 on every backend (JAX computes in float32 unless
+    # told otherwise at start-up).
+    kernel = adapter.to_numpy(kernel).astype(np.float64)
+    rows, cols = layouts.matrix_axes(layout, kernel.shape)
+    matrix = kernel.transpose([*rows, *cols]).reshape(
+        layouts.matrix_shape(kernel.shape, layout)
+    )
+    return float(np.linalg.svd(matrix, compute_uv=False)[0])
 
 
-def _sigma(kernel, layout: str) -> float:
-    matrix = layouts.kernel_matrix(tf.cast(kernel, tf.float64), layout)
-    return float(np.linalg.svd(matrix.numpy(), compute_uv=False)[0])
+class _TensorBoardScalars:
+    """Writes scalars for TensorBoard, through TensorFlow's summary writer.
+
+    TensorFlow is a dependency of kerasnorm on every backend, so the writer
+    works on JAX and PyTorch too; it is imported only when a `log_dir` is
+    given.
+    """
+
+    def __init__(self, log_dir: str):
+        import tensorflow as tf
+
+        self._tf = tf
+        self._writer = tf.summary.create_file_writer(log_dir)
+        # What `tf.summary.scalar` attaches to a scalar so that TensorBoard
+        # plots it; written by hand, as `tf.summary.scalar` needs the
+        # tensorboard package.
+        self._metadata = tf.compat.v1.SummaryMetadata(
+            plugin_data=tf.compat.v1.SummaryMetadata.PluginData(plugin_name="scalars"),
+            data_class="DATA_CLASS_SCALAR",
+        ).SerializeToString()
+
+    def write(self, scalars: dict[str, float], step: int) -> None:
+        tf = self._tf
+        with self._writer.as_default(step=step):
+            for key, value in scalars.items():
+                tf.summary.write(
+                    key, tf.constant(value, tf.float32), metadata=self._metadata
+                )
+
+    def close(self) -> None:
+        self._writer.close()
 
 
 class SpectralNormMonitorBase:
@@ -187,12 +205,8 @@ class SpectralNormMonitorBase:
         sigmas = self._log(logs)
         if self.log_dir is not None:
             if self._writer is None:
-                self._writer = tf.summary.create_file_writer(self.log_dir)
-            with self._writer.as_default(step=self._batches_seen):
-                for key, value in sigmas.items():
-                    tf.summary.write(
-                        key, tf.constant(value, tf.float32), metadata=_SCALAR
-                    )
+                self._writer = _TensorBoardScalars(self.log_dir)
+            self._writer.write(sigmas, step=self._batches_seen)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self._log(logs)

@@ -40,8 +40,8 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+import keras
 import networkx as nx
-import tensorflow as tf
 
 from kerasnorm import roles as roles_lib
 from kerasnorm.adapters import adapter_for
@@ -139,7 +139,7 @@ def _add_model(
     """
     graph.graph.setdefault("scopes", {})[scope] = ir
     producers: dict[Ref, str] = {}
-    input_refs = tf.nest.flatten(ir.inputs)
+    input_refs = keras.tree.flatten(ir.inputs)
     for position, ref in enumerate(input_refs):
         node = ir.nodes[ref.node]
         gid = node_id(scope, node.name)

@@ -25,7 +25,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
-import tensorflow as tf
+import keras
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +79,7 @@ class Node:
         """Every `Ref` among the arguments, in order (with repeats)."""
         return [
             leaf
-            for leaf in tf.nest.flatten((self.args, self.kwargs))
+            for leaf in keras.tree.flatten((self.args, self.kwargs))
             if isinstance(leaf, Ref)
         ]
 
@@ -200,7 +200,7 @@ class ModelIR:
         return iter(self.nodes.values())
 
     def output_refs(self) -> list[Ref]:
-        return tf.nest.flatten(self.outputs)
+        return keras.tree.flatten(self.outputs)
 
     def insert_after(self, ref: Ref, node: Node) -> None:
         """Inserts `node`, which reads `ref`, and moves every other use of `ref` to it.
@@ -269,7 +269,7 @@ class ModelIR:
 
 def map_refs(structure: Any, function: Callable[[Ref], Any]) -> Any:
     """Applies `function` to every `Ref` leaf of a nested structure."""
-    return tf.nest.map_structure(
+    return keras.tree.map_structure(
         lambda leaf: function(leaf) if isinstance(leaf, Ref) else leaf, structure
     )
 
@@ -307,7 +307,7 @@ def read_model(model, adapter, cache: dict | None = None) -> ModelIR:
     def to_ref(leaf):
         return refs[id(leaf)] if adapter.is_symbolic(leaf) else leaf
 
-    for tensor in tf.nest.flatten(view.inputs):
+    for tensor in keras.tree.flatten(view.inputs):
         layer = adapter.input_layer(tensor)
         name = name_for(layer)
         info = (adapter.tensor_info(tensor),)
@@ -315,7 +315,7 @@ def read_model(model, adapter, cache: dict | None = None) -> ModelIR:
         refs[id(tensor)] = Ref(name, 0)
     for op, args, kwargs, outputs, index in view.calls:
         name = name_for(op, index)
-        args, kwargs = tf.nest.map_structure(to_ref, (tuple(args), dict(kwargs)))
+        args, kwargs = keras.tree.map_structure(to_ref, (tuple(args), dict(kwargs)))
         has_graph = adapter.is_model(op) and adapter.graph_view(op) is not None
         nodes[name] = Node(
             name,
@@ -331,8 +331,8 @@ def read_model(model, adapter, cache: dict | None = None) -> ModelIR:
         name=model.name,
         sequential=view.sequential,
         nodes=nodes,
-        inputs=tf.nest.map_structure(to_ref, view.inputs),
-        outputs=tf.nest.map_structure(to_ref, view.outputs),
+        inputs=keras.tree.map_structure(to_ref, view.inputs),
+        outputs=keras.tree.map_structure(to_ref, view.outputs),
     )
     cache[id(model)] = ir
     return ir

@@ -21,7 +21,6 @@ from xml.sax.saxutils import escape
 
 import networkx as nx
 import numpy as np
-import tensorflow as tf
 
 from kerasnorm.errors import KerasNormValueError, MissingDependencyError
 
@@ -680,5 +679,8 @@ def save_image_grid(
         top = gap + (index // columns) * (height + gap)
         left = gap + (index % columns) * (width + gap)
         grid[top : top + height, left : left + width] = image
+    # TensorFlow is a dependency on every backend, but heavy to import.
+    import tensorflow as tf
+
     path.write_bytes(tf.io.encode_png(grid).numpy())
     return path

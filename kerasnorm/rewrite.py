@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 
-import tensorflow as tf
+import keras
 
 from kerasnorm.actions import (
     ConstrainKernel,
@@ -75,7 +75,7 @@ class _Rewriter:
     def run(self):
         model = self._build(self.top)
         for original, clone in self.pairs:
-            _copy_weights(original, clone)
+            _copy_weights(original, clone, self.adapter)
             self._check_constrained(original, clone)
             self._prepare_spectral_state(clone)
         return model
@@ -121,7 +121,7 @@ class _Rewriter:
             return self.models[id(ir.model)]
         ir = self._with_insertions(ir)
         if ir.sequential:
-            (input_ref,) = tf.nest.flatten(ir.inputs)
+            (input_ref,) = keras.tree.flatten(ir.inputs)
             model = self.adapter.make_model(
                 ir.name,
                 self.adapter.make_input(ir.nodes[input_ref.node].op),
@@ -149,7 +149,7 @@ class _Rewriter:
             if isinstance(op, self.adapter.SpectralNormalization):
                 args, kwargs = _inputs_by_keyword(op.layer, args, kwargs)
             outputs = op(*args, **kwargs)
-            for index, tensor in enumerate(tf.nest.flatten(outputs)):
+            for index, tensor in enumerate(keras.tree.flatten(outputs)):
                 tensors[Ref(node.name, index)] = tensor
         return self.adapter.make_model(
             ir.name,
@@ -280,7 +280,7 @@ def _unique(base: str, taken: set[str]) -> str:
     return name
 
 
-def _copy_weights(original, clone) -> None:
+def _copy_weights(original, clone, adapter) -> None:
     """Assigns each weight of `original` to the matching weight of `clone`."""
     target = clone.layer if _is_new_wrapper(original, clone) else clone
     sources = getattr(original, "weights", [])
@@ -295,7 +295,7 @@ def _copy_weights(original, clone) -> None:
             "not describe it fully."
         )
     for source, destination in zip(sources, targets, strict=True):
-        destination.assign(source)
+        adapter.copy_weight(source, destination)
 
 
 def _is_new_wrapper(original, clone) -> bool:

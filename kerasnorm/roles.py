@@ -60,8 +60,8 @@ import dataclasses
 import math
 import re
 
+import keras
 import networkx as nx
-import tensorflow as tf
 
 from kerasnorm.errors import KerasNormValueError
 from kerasnorm.ir import ModelIR, TensorInfo
@@ -202,7 +202,7 @@ def _input_text(info: TensorInfo) -> str:
 
 
 def _io(ir: ModelIR) -> tuple[list[TensorInfo], list[TensorInfo]]:
-    inputs = [ir.nodes[ref.node].outputs[0] for ref in tf.nest.flatten(ir.inputs)]
+    inputs = [ir.nodes[ref.node].outputs[0] for ref in keras.tree.flatten(ir.inputs)]
     outputs = [ir.nodes[ref.node].outputs[ref.index] for ref in ir.output_refs()]
     return inputs, outputs
 

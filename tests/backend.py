@@ -62,3 +62,8 @@ def compiled(function):
 
         return jax.jit(function)
     return function
+
+
+def dtype_name(value) -> str:
+    """The dtype of a tensor of this backend (or a TensorFlow one), as a string."""
+    return keras.backend.standardize_dtype(value.dtype)

@@ -1,24 +1,31 @@
-"""Shared fixtures: every Keras-facing test runs on Keras 3 and on tf-keras."""
+"""Shared fixtures: every Keras-facing test runs on Keras 3 and on tf-keras.
+
+On Keras 3's JAX and PyTorch backends (tests/test_backends.py), on Keras 3
+alone: kerasnorm serves tf-keras only beside Keras 3 on TensorFlow.
+"""
 
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import tensorflow as tf
+import keras
+import numpy as np
+import pytest
 
-# Two logical CPUs for the tf.distribute tests. Devices can be split only
-# before TensorFlow first uses them, so it happens here, at import.
-tf.config.set_logical_device_configuration(
-    tf.config.list_physical_devices("CPU")[0],
-    [tf.config.LogicalDeviceConfiguration()] * 2,
-)
+from kerasnorm.adapters import ADAPTERS
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import tf_keras  # noqa: E402
+ON_TENSORFLOW = keras.backend.backend() == "tensorflow"
 
-from kerasnorm.adapters import ADAPTERS  # noqa: E402
+if ON_TENSORFLOW:
+    import tensorflow as tf
+    import tf_keras
+
+    # Two logical CPUs for the tf.distribute tests. Devices can be split only
+    # before TensorFlow first uses them, so it happens here, at import.
+    tf.config.set_logical_device_configuration(
+        tf.config.list_physical_devices("CPU")[0],
+        [tf.config.LogicalDeviceConfiguration()] * 2,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -40,11 +47,13 @@ def adapter(request):
 def _seeded():
     """Each test starts from the same random state and a float32 policy."""
     np.random.seed(0)
-    tf.random.set_seed(0)
+    if ON_TENSORFLOW:
+        tf.random.set_seed(0)
     yield
     for adapter in ADAPTERS:
         adapter.keras.mixed_precision.set_global_policy("float32")
     # Keras 3's clear_session would also run a full garbage collection,
     # which grows with the heap: seconds per test late in a session.
     keras.backend.clear_session(free_memory=False)
-    tf_keras.backend.clear_session()
+    if ON_TENSORFLOW:
+        tf_keras.backend.clear_session()

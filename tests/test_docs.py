@@ -2,7 +2,9 @@
 
 The blocks of one file run in order in one namespace, like a notebook. A
 block whose first line is `# not run` is skipped (for shell-only snippets
-shown as python). A page that creates a `tf.distribute` strategy runs in a
+shown as python); one whose first line is `# backend: jax` (or `torch`,
+`tensorflow`) runs only on that Keras 3 backend (tests/test_backends.py runs
+docs/backends.md on each). A page that creates a `tf.distribute` strategy runs in a
 fresh process: strategies in one process share collective keys, and the
 test session has its own.
 """
@@ -14,6 +16,7 @@ import re
 import subprocess
 import sys
 
+import keras
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -21,12 +24,19 @@ DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 
+# A block for one Keras 3 backend starts with `# backend: <name>`.
+BACKEND = re.compile(r"# backend: (\w+)\n")
+
+
 def python_blocks(path: pathlib.Path) -> list[str]:
-    return [
-        block
-        for block in BLOCK.findall(path.read_text())
-        if not block.startswith("# not run")
-    ]
+    """The blocks of `path` to run on this process's Keras 3 backend."""
+    blocks = []
+    for block in BLOCK.findall(path.read_text()):
+        marker = BACKEND.match(block)
+        elsewhere = marker is not None and marker.group(1) != keras.backend.backend()
+        if not (block.startswith("# not run") or elsewhere):
+            blocks.append(block)
+    return blocks
 
 
 @pytest.mark.parametrize(

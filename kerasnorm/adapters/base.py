@@ -13,8 +13,6 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
-import tensorflow as tf
-
 from kerasnorm.ir import TensorInfo
 
 
@@ -64,16 +62,16 @@ class Adapter(abc.ABC):
         """Whether `obj` (a model, layer, or variable) belongs to this Keras."""
 
     @abc.abstractmethod
-    def check_usable(self) -> None:
-        """Raises if kerasnorm cannot compute for this Keras in this process."""
-
-    @abc.abstractmethod
     def read(self, value):
         """`value` as a tensor: a variable read once, a tensor as it is.
 
         A variable left unread is read again by every op that uses it, also
         inside `cond` branches, which then count as stateful.
         """
+
+    @abc.abstractmethod
+    def to_numpy(self, value):
+        """`value` (a tensor or variable) as a NumPy array."""
 
     @abc.abstractmethod
     def read_master(self, variable):
@@ -89,7 +87,7 @@ class Adapter(abc.ABC):
         `.../mha/query/kernel`)."""
 
     @abc.abstractmethod
-    def add_state_weight(self, layer, name: str, value: tf.Tensor):
+    def add_state_weight(self, layer, name: str, value: Any):
         """Adds a non-trainable, never-autocast weight set to `value`, of its dtype."""
 
     @abc.abstractmethod
@@ -106,8 +104,33 @@ class Adapter(abc.ABC):
         """
 
     @abc.abstractmethod
+    def copy_weight(self, source, destination) -> None:
+        """Sets variable `destination` to a copy of variable `source`'s value."""
+
+    @abc.abstractmethod
+    def can_create_variables(self) -> bool:
+        """Whether a variable may be created here: not inside a stateless
+        step (Keras 3's `StatelessScope`)."""
+
+    @abc.abstractmethod
+    def carries(self, variable) -> bool:
+        """Whether an assignment to `variable` here outlasts the step.
+
+        False inside a stateless step that does not map `variable`: Keras
+        3's `optimizer.stateless_apply`, which JAX's `fit` runs, maps only the
+        optimizer's and the trainable variables, and drops any other update.
+        """
+
+    @property
+    @abc.abstractmethod
+    def stateless_training(self) -> bool:
+        """Whether `fit` runs its optimizer step statelessly (Keras 3 on
+        JAX): a constraint's state then stays at its value when the step was
+        compiled."""
+
+    @abc.abstractmethod
     def substitute(
-        self, layer, substitutions: Sequence[tuple[Any, tf.Tensor]]
+        self, layer, substitutions: Sequence[tuple[Any, Any]]
     ) -> contextlib.AbstractContextManager:
         """Context in which `layer` computes with tensors instead of kernels.
 

@@ -1,4 +1,4 @@
-"""Keras 3 (the `keras` package, TensorFlow backend): adapter and classes.
+"""Keras 3 (the `keras` package, on any backend): adapter and classes.
 
 `kerasnorm.PixelNorm` and friends are these classes when `tf.keras` is
 Keras 3 (the default on TensorFlow >= 2.16). Import them from here to use
@@ -12,14 +12,15 @@ from __future__ import annotations
 import contextlib
 
 import keras
-import tensorflow as tf
+
+# No public way to ask for the stateless scope in force (keras.StatelessScope
+# is public, the getter is not).
 from keras.src.backend.common.stateless_scope import get_stateless_scope
 from keras.src.backend.common.variables import AutocastScope
 from keras.src.models.functional import Functional
 from keras.src.saving.serialization_lib import SafeModeScope
 
 from kerasnorm.adapters.base import Adapter, GraphView
-from kerasnorm.errors import UnsupportedKerasError
 from kerasnorm.ir import TensorInfo
 from kerasnorm.layers.constraint_chain import ConstraintChainBase
 from kerasnorm.layers.pixel_norm import PixelNormBase
@@ -39,22 +40,17 @@ class Keras3Adapter(Adapter):
             obj, (keras.layers.Layer, keras.Variable, keras.constraints.Constraint)
         )
 
-    def check_usable(self) -> None:
-        backend = keras.backend.backend()
-        if backend != "tensorflow":
-            raise UnsupportedKerasError(
-                "kerasnorm's layers and rewriter run on Keras 3's TensorFlow "
-                f"backend (its ops, kerasnorm.ops, run on every backend), but "
-                f"Keras 3 runs on the {backend!r} backend here. Set "
-                "KERAS_BACKEND=tensorflow before importing keras, or use tf-keras."
-            )
-
     def read(self, value):
         if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
             # keras.ops.convert_to_tensor returns a TensorFlow variable as
             # it is; reading it is TensorFlow's conversion.
             return tf.convert_to_tensor(value)
         return keras.ops.convert_to_tensor(value)
+
+    def to_numpy(self, value):
+        return keras.ops.convert_to_numpy(value)
 
     def read_master(self, variable):
         # No public way to read a variable without the autocast of a mixed
@@ -70,7 +66,10 @@ class Keras3Adapter(Adapter):
 
     def lifted(self):
         if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
             return tf.init_scope()
+        # JAX and PyTorch trace no graph that a variable could be caught in.
         return contextlib.nullcontext()
 
     def constraint_state(self, value):
@@ -82,6 +81,22 @@ class Keras3Adapter(Adapter):
                 aggregation="only_first_replica",
                 name="spectral_norm_vectors",
             )
+
+    def copy_weight(self, source, destination) -> None:
+        # Not the same array: JAX's compiled steps donate (delete) the arrays
+        # of the model they train, which the other model would still hold.
+        destination.assign(keras.ops.copy(source.value))
+
+    def can_create_variables(self) -> bool:
+        return get_stateless_scope() is None
+
+    def carries(self, variable) -> bool:
+        scope = get_stateless_scope()
+        return scope is None or scope.get_current_value(variable) is not None
+
+    @property
+    def stateless_training(self) -> bool:
+        return keras.backend.backend() == "jax"
 
     def add_state_weight(self, layer, name, value):
         weight = layer.add_weight(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 
-import keras
 import tensorflow as tf
 import tf_keras
 from tf_keras.src.engine.keras_tensor import KerasTensor
@@ -19,7 +18,6 @@ from tf_keras.src.mixed_precision.autocast_variable import enable_auto_cast_vari
 from tf_keras.src.saving.serialization_lib import SafeModeScope
 
 from kerasnorm.adapters.base import Adapter, GraphView
-from kerasnorm.errors import UnsupportedKerasError
 from kerasnorm.ir import TensorInfo
 from kerasnorm.layers.constraint_chain import ConstraintChainBase
 from kerasnorm.layers.pixel_norm import PixelNormBase
@@ -33,6 +31,7 @@ class TfKerasAdapter(Adapter):
     name = "tf_keras"
     keras = tf_keras
     layers = tf_keras.layers
+    stateless_training = False
 
     def owns(self, obj) -> bool:
         return isinstance(
@@ -40,20 +39,11 @@ class TfKerasAdapter(Adapter):
             (tf_keras.layers.Layer, tf_keras.constraints.Constraint),
         )
 
-    def check_usable(self) -> None:
-        # kerasnorm's ops are keras.ops: on tf-keras's TensorFlow tensors they
-        # need Keras 3 on its TensorFlow backend too.
-        backend = keras.backend.backend()
-        if backend != "tensorflow":
-            raise UnsupportedKerasError(
-                "kerasnorm computes for tf-keras models with keras.ops on "
-                f"TensorFlow, but Keras 3 runs on the {backend!r} backend in this "
-                "process. Leave KERAS_BACKEND unset (or set it to tensorflow) "
-                "when you use tf-keras."
-            )
-
     def read(self, value):
         return tf.convert_to_tensor(value)
+
+    def to_numpy(self, value):
+        return tf.convert_to_tensor(value).numpy()
 
     def read_master(self, variable):
         with enable_auto_cast_variables(None):
@@ -77,6 +67,15 @@ class TfKerasAdapter(Adapter):
                 name="spectral_norm_vectors",
                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
             )
+
+    def copy_weight(self, source, destination) -> None:
+        destination.assign(source)
+
+    def can_create_variables(self) -> bool:
+        return True
+
+    def carries(self, variable) -> bool:
+        return True
 
     def add_state_weight(self, layer, name, value):
         return layer.add_weight(

@@ -477,3 +477,23 @@ def set_config_value(config: dict, key: tuple, value) -> None:
 def constrained_by(kernel: Kernel):
     """The constraint Keras applies to `kernel` after each optimizer step, or None."""
     return getattr(kernel.variable, "constraint", None)
+
+
+def walk_layers(
+    model, adapter, prefix: str = "", seen: set | None = None
+) -> Iterator[tuple[str, Any]]:
+    """`(path, layer)` for every layer under `model`, nested models opened.
+
+    A path joins the names of the nested models and the layer with `/`; a
+    layer shared by several models is listed once.
+    """
+    seen = set() if seen is None else seen
+    for layer in model.layers:
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        path = prefix + layer.name
+        if adapter.is_model(layer):
+            yield from walk_layers(layer, adapter, path + "/", seen)
+        else:
+            yield path, layer

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from keras import ops
 
 from kerasnorm.errors import KerasNormTypeError, KerasNormValueError
@@ -128,10 +130,21 @@ class SpectralNormBase:
             matrix = layouts.kernel_matrix(work, self._layout_for(None))
             estimate = self.tracking.solve(matrix)
         else:
-            state = self.build(variable)
-            matrix = layouts.kernel_matrix(work, self._states[id(variable)][2])
-            estimate = self.tracking.step(matrix, self._adapter.read(state))
-            state.assign(estimate.state)
+            state, layout = self._state_and_layout(variable)
+            matrix = layouts.kernel_matrix(work, layout)
+            if state is not None and self._adapter.carries(state):
+                estimate = self.tracking.step(matrix, self._adapter.read(state))
+                state.assign(estimate.state)
+            else:
+                self._warn_not_carried(has_state=state is not None)
+                start = (
+                    self._adapter.read(state)
+                    if state is not None
+                    else self.tracking.empty_state(
+                        tuple(matrix.shape), ops.dtype(matrix)
+                    )
+                )
+                estimate = self.tracking.step(matrix, start)
         return ops.cast(work * self._scale(estimate.sigma), dtype)
 
     def _scale(self, sigma_max):
@@ -141,15 +154,46 @@ class SpectralNormBase:
         # A zero kernel has sigma_max 0: leave it as it is.
         return ops.where(sigma_max > self.tracking.eps, scale, ops.ones_like(scale))
 
+    def _state_and_layout(self, variable):
+        """The state of `variable` (None if it has none and none can be made
+        here, inside a stateless step) and its layout."""
+        if id(variable) not in self._states and self._adapter.can_create_variables():
+            self.build(variable)
+        if id(variable) not in self._states:
+            return None, self._layout_for(variable)
+        _, state, layout = self._states[id(variable)]
+        return state, layout
+
+    def _warn_not_carried(self, has_state: bool) -> None:
+        """Says that a stateless step starts every time from the same state.
+
+        The estimate stays as accurate (the iterations go on until `tol`),
+        but costs more the further the kernel drifts from that state. One
+        message for every kernel, so that Python shows it once.
+        """
+        start = "the state solved before training" if has_state else "scratch"
+        warnings.warn(
+            "SpectralNorm: this stateless step does not carry the constraint's "
+            "state (Keras's JAX `fit` carries only trainable and optimizer "
+            f"variables), so every step estimates sigma from {start}: as "
+            "accurately, at a cost that grows as the kernel drifts. To carry "
+            "it, train with mode='reparam' (the wrapper keeps its state in the "
+            "layer) or write the step as in kerasnorm's docs/backends.md.",
+            stacklevel=3,
+        )
+
     def build(self, variable, owner: str | None = None):
         """Creates the state for the kernel `variable`, if it has none yet.
 
         The state (the kernel's top singular vectors) starts empty and is
-        solved exactly at the first projection. Without this call it is
-        created at the first projection, which happens inside the
-        optimizer's traced train step, lifted out of it.
-        Building it beforehand, as `apply_normalization` does, creates it
-        under the distribution strategy in scope at that time.
+        solved exactly at the first projection; where `fit` does not carry
+        it from step to step (Keras 3 on JAX), it is solved right away, and
+        every step starts from it. Without this call it is created at the
+        first projection, which happens inside the optimizer's traced train
+        step, lifted out of it (and, inside a stateless step, where no
+        variable can be made, not at all: each step then solves sigma
+        afresh). Building it beforehand, as `apply_normalization` does,
+        creates it under the distribution strategy in scope at that time.
 
         Args:
             variable: The kernel variable.
@@ -164,12 +208,21 @@ class SpectralNormBase:
         if entry is not None:
             return entry[1]
         layout = self._layout_for(variable, owner)
-        state = self._adapter.constraint_state(
-            self.tracking.empty_state(
+        if self._adapter.stateless_training:
+            # Solved now: a stateless step starts every time from it.
+            matrix = layouts.kernel_matrix(
+                ops.cast(
+                    self._adapter.read_master(variable), work_dtype(variable.dtype)
+                ),
+                layout,
+            )
+            start = ops.convert_to_numpy(self.tracking.solve(matrix).state)
+        else:
+            start = self.tracking.empty_state(
                 layouts.matrix_shape(variable.shape, layout),
                 work_dtype(variable.dtype),
             )
-        )
+        state = self._adapter.constraint_state(start)
         self._states[id(variable)] = (variable, state, layout)
         return state
 
