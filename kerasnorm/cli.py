@@ -1,8 +1,8 @@
 """The `kerasnorm` command: show a plan, rewrite a saved model, run the demo.
 
-    kerasnorm plan MODEL_FILE --policy P [--role R] [--mode M]
-    kerasnorm apply IN_FILE OUT_FILE --policy P [--role R] [--mode M]
-    kerasnorm demo [--steps N] [--out DIR] [--seed S]
+    kerasnorm [--backend B] plan MODEL_FILE --policy P [--role R] [--mode M]
+    kerasnorm [--backend B] apply IN_FILE OUT_FILE --policy P [--role R] [--mode M]
+    kerasnorm [--backend B] demo [--steps N] [--out DIR] [--seed S]
 
 `python -m kerasnorm` is the same command. With no arguments, both run the
 demo. A bad argument, or a file that is not a Keras model, ends the command
@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import pathlib
+import subprocess
 import sys
 import warnings
 import zipfile
@@ -25,8 +26,8 @@ import h5py
 
 import kerasnorm
 from kerasnorm import demo
-from kerasnorm.adapters import ADAPTERS, Adapter
-from kerasnorm.errors import KerasNormError, KerasNormValueError
+from kerasnorm.adapters import ADAPTERS, TRAINING_BACKENDS, Adapter, keras3_backend
+from kerasnorm.errors import KerasNormError, KerasNormValueError, UnsupportedKerasError
 from kerasnorm.policies import registered_policies
 from kerasnorm.roles import ROLES
 
@@ -64,6 +65,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "kerasnorm") -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(prog)
     args = parser.parse_args(argv or ["demo"])
+    if args.backend is not None and args.backend != keras3_backend():
+        return _run_on_backend(args.backend, argv)
     try:
         args.command(args)
     except KerasNormError as error:
@@ -76,6 +79,25 @@ def main(argv: Sequence[str] | None = None, prog: str = "kerasnorm") -> int:
     return 0
 
 
+def _run_on_backend(backend: str, argv: list[str]) -> int:
+    """Runs the command again in a process whose Keras 3 runs on `backend`.
+
+    Keras fixes its backend when it is first imported, which this process
+    has done.
+    """
+    rest, skip_value = [], False
+    for argument in argv:
+        if skip_value or argument.startswith("--backend="):
+            skip_value = False
+        elif argument == "--backend":
+            skip_value = True
+        else:
+            rest.append(argument)
+    environment = {**os.environ, "KERAS_BACKEND": backend}
+    command = [sys.executable, "-m", "kerasnorm", *(rest or ["demo"])]
+    return subprocess.run(command, env=environment, check=False).returncode
+
+
 def build_parser(prog: str = "kerasnorm") -> argparse.ArgumentParser:
     """The argument parser of the `kerasnorm` command and its subcommands."""
     parser = _Parser(
@@ -85,6 +107,12 @@ def build_parser(prog: str = "kerasnorm") -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--version", action="version", version=f"%(prog)s {kerasnorm.__version__}"
+    )
+    parser.add_argument(
+        "--backend",
+        choices=TRAINING_BACKENDS,
+        help="the Keras 3 backend to run on (default: KERAS_BACKEND, or Keras's "
+        "own default); tf-keras models need tensorflow",
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
@@ -241,6 +269,8 @@ def load_model(path: str | os.PathLike):
     Raises:
         KerasNormValueError: If the file does not exist, or is not a model
             file either Keras can load.
+        UnsupportedKerasError: If it is a tf-keras file and Keras 3 runs on
+            a backend other than TensorFlow.
     """
     path = pathlib.Path(path)
     if not path.is_file():
@@ -258,6 +288,13 @@ def load_model(path: str | os.PathLike):
         ) from error
     name = _ADAPTER_BY_MAJOR_VERSION.get(version.split(".")[0])
     candidates = [adapter for adapter in ADAPTERS if name in (None, adapter.name)]
+    if not candidates:
+        raise UnsupportedKerasError(
+            f"{str(path)!r} was saved by tf-keras (Keras {version}), which "
+            "kerasnorm serves beside Keras 3 on TensorFlow only, but Keras 3 "
+            f"runs on the {keras3_backend()!r} backend in this process. Run the "
+            "command with --backend tensorflow."
+        )
     failures = []
     for candidate in candidates:
         try:

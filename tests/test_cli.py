@@ -63,6 +63,19 @@ def test_plan_prints_the_table(tmp_path):
     assert lines[-1] == "kernels: 3 normalized"
 
 
+def test_backend_runs_the_command_on_that_backend(tmp_path, capfd):
+    keras3_file, tf_keras_file = tmp_path / "d.keras", tmp_path / "d.h5"
+    _saved_discriminator(ADAPTERS[0], keras3_file)
+    _saved_discriminator(ADAPTERS[1], tf_keras_file)
+    argv = ["plan", str(keras3_file), "--policy", "sngan"]
+    assert cli.main(["--backend", "jax", *argv]) == 0
+    assert "3 changes (3 ConstrainKernel)" in capfd.readouterr().out
+    # The error names the backend the command ran on.
+    argv = ["plan", str(tf_keras_file), "--policy", "sngan"]
+    assert cli.main(["--backend=jax", *argv]) == 2
+    assert "runs on the 'jax' backend in this process" in capfd.readouterr().err
+
+
 @pytest.mark.filterwarnings("ignore:You are saving your model as an HDF5")
 @pytest.mark.parametrize(
     "adapter, suffix",

@@ -17,6 +17,11 @@ from kerasnorm.adapters.base import Adapter
 from kerasnorm.errors import KerasNormTypeError, UnsupportedKerasError
 
 
+def keras3_backend() -> str:
+    """The backend Keras 3 runs on in this process (fixed when it was imported)."""
+    return keras.backend.backend()
+
+
 def _adapters() -> tuple[Adapter, ...]:
     if keras.backend.backend() != "tensorflow":
         return (keras3.ADAPTER,)
