@@ -1,7 +1,7 @@
 """`python -m benchmarks`: runs the benchmarks, prints tables, writes JSON and docs.
 
-python -m benchmarks            # full, ~20 min on 2 cores; writes docs/benchmarks.md
-python -m benchmarks --quick    # under 2 minutes, smaller sizes
+python -m benchmarks            # full, about an hour; writes docs/benchmarks.md
+python -m benchmarks --quick    # about 4 minutes, smaller sizes
 python -m benchmarks --tiny     # seconds per section, for the smoke test
 """
 
@@ -19,6 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf
 
 from benchmarks import (
+    backends,
     machine,
     memory,
     pixel_norm,
@@ -36,6 +37,7 @@ SECTIONS = {
     "sigma_accuracy": sigma_accuracy,
     "rewrite_cost": rewrite_cost,
     "memory": memory,
+    "backends": backends,
 }
 DOCS_COMMAND = "TF_CPP_MIN_LOG_LEVEL=3 python -m benchmarks"
 
@@ -46,7 +48,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     size = parser.add_mutually_exclusive_group()
     size.add_argument(
-        "--quick", action="store_true", help="smaller sizes, under 2 minutes"
+        "--quick", action="store_true", help="smaller sizes, about 4 minutes"
     )
     size.add_argument(
         "--tiny", action="store_true", help="tiny sizes, for the smoke test"
