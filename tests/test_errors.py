@@ -26,7 +26,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import snapshot
+from helpers import adapter_named, snapshot
 
 import kerasnorm
 from kerasnorm import cli, plotting, select
@@ -166,6 +166,15 @@ def _on_backend(env, backend):
 def _keras3_on_backend(env, backend):
     env.monkeypatch.setattr(keras.backend, "backend", lambda: backend)
     return kerasnorm.apply_normalization(env.model, "sngan", role="discriminator")
+
+
+def _tf_keras_file_on_backend(env, backend):
+    path = env.tmp / "d.h5"
+    env.model.save(path)
+    env.monkeypatch.setattr(keras.backend, "backend", lambda: backend)
+    # As on that backend, where kerasnorm leaves tf-keras unimported.
+    env.monkeypatch.setattr(cli, "ADAPTERS", (adapter_named("keras3"),))
+    return cli.load_model(path)
 
 
 def _other_tf_keras(env):
@@ -331,6 +340,12 @@ CASES: dict[str, list[Case]] = {
             kerasnorm.UnsupportedKerasError,
             "Keras 3 runs on the 'torch' backend in this process",
             lambda env: _keras3_on_backend(env, "torch"),
+            kerases=("tf_keras",),
+        ),
+        Case(
+            kerasnorm.UnsupportedKerasError,
+            "was saved by tf-keras",
+            lambda env: _tf_keras_file_on_backend(env, "jax"),
             kerases=("tf_keras",),
         ),
     ],

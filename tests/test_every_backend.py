@@ -147,6 +147,23 @@ def test_jax_fit_says_the_constraint_state_is_not_carried():
         model.fit(images, scores, verbose=0)
 
 
+def test_a_constraint_given_by_hand_normalizes_in_fit():
+    # No state is built before training: inside JAX's stateless step none can
+    # be made, so each step solves sigma from scratch, and says so.
+    dense = keras.layers.Dense(3, kernel_constraint=kerasnorm.SpectralNorm())
+    model = keras.Sequential([keras.Input((4,)), dense])
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 4)), rng.normal(size=(16, 3)) * 10
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    said = [w for w in caught if "sigma from scratch" in str(w.message)]
+    assert bool(said) == (NAME == "jax")
+    kernel = keras.ops.convert_to_numpy(dense.kernel).astype("float64")
+    assert abs(np.linalg.svd(kernel, compute_uv=False)[0] - 1) < 1e-5
+
+
 def write_reference(path: pathlib.Path) -> None:
     """Writes the weights and outputs of `_reference_run` on this backend."""
     np.savez(path, *_reference_run())

@@ -56,6 +56,8 @@ def _shared(adapter, name):
     """The model of builder `name` for `adapter`'s Keras, built once."""
     key = (adapter.name, name)
     if key not in _CACHE:
+        # Seeded: the same weights whichever tests ran before in this process.
+        adapter.keras.utils.set_random_seed(0)
         _CACHE[key] = BUILDERS[name](adapter.keras)
     return _CACHE[key]
 
