@@ -41,7 +41,11 @@ def _fit(model, steps: int = 4, learning_rate: float = 1e-3):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("policy", ["sngan", "sagan", "biggan"])
+@pytest.mark.parametrize(
+    # sagan and biggan normalize a discriminator as sngan does: under -m slow.
+    "policy",
+    ["sngan", *(pytest.param(p, marks=pytest.mark.slow) for p in ("sagan", "biggan"))],
+)
 def test_policies_normalize_and_train(policy, mode):
     keras.utils.set_random_seed(0)
     original = build_discriminator(keras)
