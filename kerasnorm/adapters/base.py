@@ -178,9 +178,16 @@ class Adapter(abc.ABC):
     def make_input(self, input_layer):
         """A new symbolic input like the one `input_layer` created."""
 
-    @abc.abstractmethod
     def clone_layer(self, layer, config: dict):
         """A new layer of `layer`'s class built from `config`."""
+        cls = type(layer)
+        # The config is the user's own in-memory layer's, so a Lambda's
+        # function may be rebuilt from its bytecode: safe mode is off.
+        return self.keras.saving.deserialize_keras_object(
+            {"class_name": cls.__name__, "config": config},
+            custom_objects={cls.__name__: cls},
+            safe_mode=False,
+        )
 
     @abc.abstractmethod
     def make_model(self, name: str, inputs, outputs, sequential_layers=None):

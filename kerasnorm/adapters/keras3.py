@@ -16,9 +16,13 @@ import keras
 # No public way to ask for the stateless scope in force (keras.StatelessScope
 # is public, the getter is not).
 from keras.src.backend.common.stateless_scope import get_stateless_scope
+
+# No public way to read a variable without the autocast of a mixed
+# precision call (keras.Variable.value applies it).
 from keras.src.backend.common.variables import AutocastScope
+
+# No public class for the models keras.Model(inputs, outputs) builds.
 from keras.src.models.functional import Functional
-from keras.src.saving.serialization_lib import SafeModeScope
 
 from kerasnorm.adapters.base import Adapter, GraphView
 from kerasnorm.ir import TensorInfo
@@ -53,8 +57,6 @@ class Keras3Adapter(Adapter):
         return keras.ops.convert_to_numpy(value)
 
     def read_master(self, variable):
-        # No public way to read a variable without the autocast of a mixed
-        # precision call (keras.Variable.value applies it).
         with AutocastScope(None):
             return self.read(variable)
 
@@ -142,6 +144,8 @@ class Keras3Adapter(Adapter):
         layer.compute_output_spec(keras.KerasTensor(input_shape))
 
     def graph_view(self, model):
+        # Keras has no public graph API: nodes, their depths, a Sequential's
+        # functional model and a tensor's history are private attributes.
         graph = model._functional if isinstance(model, keras.Sequential) else model
         if not isinstance(graph, Functional):
             return None
@@ -178,12 +182,6 @@ class Keras3Adapter(Adapter):
 
     def make_input(self, input_layer):
         return keras.Input(**input_layer.get_config())
-
-    def clone_layer(self, layer, config):
-        # The config is the user's own in-memory layer's, so a Lambda's
-        # function may be rebuilt from its bytecode.
-        with SafeModeScope(False):
-            return type(layer).from_config(config)
 
     def make_model(self, name, inputs, outputs, sequential_layers=None):
         if sequential_layers is not None:

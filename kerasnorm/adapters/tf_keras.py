@@ -13,9 +13,10 @@ import contextlib
 
 import tensorflow as tf
 import tf_keras
-from tf_keras.src.engine.keras_tensor import KerasTensor
+
+# No public way to read an AutoCastVariable without the cast of a mixed
+# precision call.
 from tf_keras.src.mixed_precision.autocast_variable import enable_auto_cast_variables
-from tf_keras.src.saving.serialization_lib import SafeModeScope
 
 from kerasnorm.adapters.base import Adapter, GraphView
 from kerasnorm.ir import TensorInfo
@@ -117,6 +118,8 @@ class TfKerasAdapter(Adapter):
         wrapped layer made its own there."""
 
     def graph_view(self, model):
+        # tf-keras has no public graph API: nodes, their depths and a
+        # tensor's history are private attributes.
         if not isinstance(model, tf_keras.Model) or not getattr(
             model, "_is_graph_network", False
         ):
@@ -144,7 +147,8 @@ class TfKerasAdapter(Adapter):
         return isinstance(obj, tf_keras.Model)
 
     def is_symbolic(self, obj) -> bool:
-        return isinstance(obj, KerasTensor)
+        # tf-keras exports its symbolic tensor class only as __internal__.
+        return isinstance(obj, tf_keras.__internal__.KerasTensor)
 
     def input_layer(self, tensor):
         return tensor._keras_history.layer
@@ -156,12 +160,6 @@ class TfKerasAdapter(Adapter):
         config = dict(input_layer.get_config())
         config["batch_shape"] = config.pop("batch_input_shape")
         return tf_keras.Input(**config)
-
-    def clone_layer(self, layer, config):
-        # The config is the user's own in-memory layer's, so a Lambda's
-        # function may be rebuilt from its bytecode.
-        with SafeModeScope(False):
-            return type(layer).from_config(config)
 
     def make_model(self, name, inputs, outputs, sequential_layers=None):
         if sequential_layers is not None:
