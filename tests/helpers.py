@@ -99,7 +99,10 @@ def _owner(layer, variable):
     frontier = [layer]
     while frontier:
         current = frontier.pop(0)
-        values = list(vars(current).values())
+        # TensorFlow's tracked dicts are proxies with no __dict__ of their own.
+        values = list(
+            (current if isinstance(current, dict) else vars(current)).values()
+        )
         if any(value is variable for value in values):
             return current
         for value in values:
