@@ -23,8 +23,9 @@ class ConstraintChainBase:
     ...     [keras.constraints.NonNeg(), kerasnorm.SpectralNorm()]
     ... )
     >>> w = tf.constant([[3.0, -1.0], [0.0, 1.0]])
-    >>> np.round(np.asarray(chain(w), "float64"), 4).tolist()
-    [[1.0, 0.0], [0.0, 0.3333]]
+    >>> constrained = np.asarray(chain(w), "float64")
+    >>> bool((constrained >= 0).all()), round(float(np.linalg.norm(constrained, 2)), 4)
+    (True, 1.0)
     """
 
     def __init__(self, constraints):
