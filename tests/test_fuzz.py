@@ -24,7 +24,7 @@ import networkx as nx
 import numpy as np
 import pytest
 from helpers import is_kernel, snapshot
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 
 import kerasnorm
 from kerasnorm.adapters import ADAPTERS
@@ -122,7 +122,12 @@ def _outputs(model, x) -> list[np.ndarray]:
 
 
 def _check(adapter, recipe: fuzz_models.Recipe) -> None:
-    model = fuzz_models.build(adapter.keras, recipe)
+    try:
+        model = fuzz_models.build(adapter.keras, recipe)
+    except ValueError as error:
+        # Keras before 3.14 cannot build a model that returns an input as it is.
+        assume("not connected to `outputs`" not in str(error))
+        raise
     before = snapshot(model)
     x = fuzz_models.sample_input(model)
     expected = _outputs(model, x)
