@@ -144,7 +144,8 @@ def track(
         state: The previous top right singular vectors, (block, cols), rows
             orthonormal or zero. An all-zero state (left by a zero matrix)
             restarts from `initial_state`.
-        n_iter: Iterations to run at least (exactly, if `tol` is None).
+        n_iter: Iterations to run at least (exactly, if `tol` is None: then
+            unrolled, so a compiled step grows with it).
         tol: Stop once the residual `||M v - sigma u||` is at most
             `tol * sigma`; None for a fixed `n_iter` iterations.
         max_iter: Iterations to run at most when `tol` is set.
@@ -199,12 +200,17 @@ def track(
         ops.zeros((), dtype),
         ops.full((), float("inf"), dtype),
     )
-    iterations, _, left, _, images, theta, residual = ops.while_loop(
-        cond, body, loop_vars
-    )
     if tol is None:
+        # A fixed count needs no loop: unrolled, the step is straight-line
+        # code (no loop op, no exit test).
+        for _ in range(steps):
+            loop_vars = body(*loop_vars)
+        iterations, _, left, _, images, _, _ = loop_vars
         converged = ops.convert_to_tensor(True)
     else:
+        iterations, _, left, _, images, theta, residual = ops.while_loop(
+            cond, body, loop_vars
+        )
         converged = residual <= tol * theta
 
     values, vectors, finite = _eigh(_gram(images))
