@@ -59,7 +59,7 @@ class SpectralNormBase:
         n_iter: Iterations per step, at least. Defaults to `1`.
         tol: Stop iterating once the top singular pair's residual is at most
             `tol * sigma_max`; None runs exactly `n_iter` iterations.
-            Defaults to `3e-3`; `1e-3` or `1e-4` buy accuracy for time.
+            Defaults to `1e-2`; `1e-3` or `1e-4` buy accuracy for time.
         max_iter: Iterations per step at most. Defaults to `6`.
         block_size: Singular vectors tracked per kernel. Defaults to `2`.
         sigma: The target spectral norm. Defaults to `1.0`.
@@ -88,7 +88,7 @@ class SpectralNormBase:
         self,
         layout: str = "dense",
         n_iter: int = 1,
-        tol: float | None = 3e-3,
+        tol: float | None = 1e-2,
         max_iter: int = 6,
         block_size: int = 2,
         sigma: float = 1.0,

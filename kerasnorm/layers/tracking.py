@@ -47,9 +47,10 @@ class Tracking:
     Block Golub-Kahan-Lanczos from the previous top singular vectors (see
     `kerasnorm.ops.sigma`). Each iteration reads the kernel twice, as one
     power iteration does. The defaults were chosen from the trade-off table
-    of docs/benchmarks.md (a DCGAN-64 discriminator, 100 Adam steps): the
-    constraint's largest error in sigma there is 6.6e-4, its median 4.1e-6,
-    where one power iteration per step errs by up to 0.249.
+    of docs/benchmarks.md (a DCGAN-64 discriminator, 100 Adam steps); the
+    constraint (`SpectralNorm`) sets a looser `tol` of its own, 1e-2, whose
+    largest error in sigma there is 6.6e-4 where one power iteration per
+    step errs by up to 0.25.
 
     Attributes:
         n_iter: Iterations per step, at least (exactly, if `tol` is None).
@@ -115,10 +116,14 @@ class Tracking:
         the iteration goes on from where it stopped, for up to
         `RESCUE_ITERATIONS` more: far cheaper than solving afresh.
         """
-        return ops.cond(
-            _is_empty(state),
-            lambda: self.solve(matrix),
-            lambda: self._follow(matrix, state),
+        return sigma_ops.track(
+            matrix,
+            state,
+            self.n_iter,
+            self.tol,
+            self.max_iter,
+            self.eps,
+            rescue_iter=RESCUE_ITERATIONS,
         )
 
     def current(self, matrix: Tensor, state: Tensor) -> tuple:
@@ -136,42 +141,14 @@ class Tracking:
             estimate = self.solve(matrix)
             return estimate.sigma, estimate.u, estimate.v
 
-        return ops.cond(_is_empty(state), solved, from_state)
-
-    def _follow(self, matrix: Tensor, state: Tensor) -> sigma_ops.Estimate:
-        estimate = sigma_ops.track(
-            matrix, state, self.n_iter, self.tol, self.max_iter, self.eps
-        )
-        if self.tol is None:
-            return estimate
-
-        def go_on():
-            return sigma_ops.track(
-                matrix, estimate.state, 1, self.tol, RESCUE_ITERATIONS, self.eps
-            )
-
-        return ops.cond(estimate.converged, lambda: estimate, go_on)
+        return ops.cond(sigma_ops.is_empty(state), solved, from_state)
 
     def solve(self, matrix: Tensor) -> sigma_ops.Estimate:
         """sigma and the state from scratch: exact warm start, one iteration."""
-        return sigma_ops.track(
-            matrix, self.warm_start(matrix), n_iter=1, tol=None, eps=self.eps
-        )
+        return sigma_ops.solve(matrix, self.block_size, self.eps)
 
     def get_config(self) -> dict:
         return dataclasses.asdict(self)
-
-
-def _is_empty(state: Tensor) -> Tensor:
-    """Whether `state` must be solved afresh: never solved, or not finite.
-
-    A kernel that held inf or NaN leaves an empty state (see
-    `kerasnorm.ops.sigma.track`); a state restored from a bad checkpoint may
-    hold NaN itself. Either way, once the kernel is finite again, the next
-    step solves sigma exactly.
-    """
-    solved = ops.any(ops.not_equal(state, 0))
-    return ops.logical_not(ops.logical_and(solved, ops.all(ops.isfinite(state))))
 
 
 def work_dtype(dtype) -> str:

@@ -136,98 +136,239 @@ def track(
     tol: float | None = None,
     max_iter: int = 8,
     eps: float = 1e-12,
+    rescue_iter: int = 0,
 ) -> Estimate:
     """Block Golub-Kahan-Lanczos from the previous top singular vectors.
+
+    The first `n_iter` iterations are straight-line code (unrolled: no loop
+    op, no exit test), and a step that needs no more, which is most steps,
+    takes one branch test after them: a fixed few dozen ops. Otherwise the
+    branch not taken on that path settles it: an empty state is solved
+    exactly (`solve`), and an unconverged one goes on iterating in a loop,
+    in the same Krylov space, up to `max_iter` iterations in all, then,
+    restarted from the Ritz vectors reached, up to `rescue_iter` more.
 
     Args:
         matrix: The (rows, cols) matrix.
         state: The previous top right singular vectors, (block, cols), rows
-            orthonormal or zero. An all-zero state (left by a zero matrix)
-            restarts from `initial_state`.
-        n_iter: Iterations to run at least (exactly, if `tol` is None: then
-            unrolled, so a compiled step grows with it).
+            orthonormal or zero. An empty state (all zeros, or not finite:
+            see `is_empty`) is solved exactly.
+        n_iter: Iterations to run at least (exactly, if `tol` is None). A
+            compiled step grows with it.
         tol: Stop once the residual `||M v - sigma u||` is at most
             `tol * sigma`; None for a fixed `n_iter` iterations.
-        max_iter: Iterations to run at most when `tol` is set.
+        max_iter: Iterations to run at most when `tol` is set, rescue
+            aside.
         eps: sigma at or below this counts as zero.
+        rescue_iter: Iterations to add, restarted, when `max_iter` did not
+            reach `tol`.
 
     Returns:
         An `Estimate`.
     """
-    block, cols = state.shape
-    rows = matrix.shape[0]
-    dtype = ops.dtype(matrix)
-    steps = n_iter if tol is None else max(n_iter, max_iter)
-    width = steps * block
-    state = ops.where(
-        ops.any(ops.not_equal(state, 0)), state, initial_state(cols, block, dtype)
-    )
+    block = state.shape[0]
+    empty = is_empty(state)
+    # An empty state is replaced in the branch; the straight-line iterations
+    # run on something finite meanwhile, so that no op sees NaN.
+    start = ops.where(empty, ops.zeros_like(state), state)
+    krylov = _iterate(matrix, _Krylov.start(matrix, start, n_iter), 1, n_iter, block)
+    values, vectors, finite = _eigh(_gram(krylov.images))
+    estimate = _estimate(values, vectors, finite, krylov, block, n_iter, eps)
 
-    def body(step, current, left, right, images, theta, residual):
-        place = (step * block + ops.arange(block, dtype="int32"))[:, None]
-        preimage = _times_transposed(current, matrix)
-        left_block = _orthonormal_rows(_deflate(preimage, left), _norm(preimage))
-        left = ops.scatter_update(left, place, left_block)
-        image = ops.matmul(left_block, matrix)
-        images = ops.scatter_update(images, place, image)
-        fresh = _deflate(image, right)
-        if tol is not None:
-            values, vectors, finite = _eigh(_gram(images))
-            theta = ops.sqrt(ops.maximum(values[-1], 0.0))
-            # Only the newest block reaches outside the right Krylov space:
-            # the residual is its share of the top Ritz vector's image.
-            weights = ops.take(vectors[:, -1], place[:, 0])
-            residual = _norm(ops.matmul(weights[None, :], fresh))
-            # A kernel that is not finite has nothing to converge to: stop.
-            residual = ops.where(finite, residual, ops.zeros_like(residual))
-        current = _orthonormal_rows(fresh, _norm(image))
-        right = ops.scatter_update(right, place + block, current)
-        return step + 1, current, left, right, images, theta, residual
+    def solved():
+        return solve(matrix, block, eps)
 
-    def cond(step, current, left, right, images, theta, residual):
-        more = step < steps
-        if tol is not None:
-            unsettled = ops.logical_or(step < n_iter, residual > tol * theta)
-            more = ops.logical_and(more, unsettled)
-        return more
-
-    loop_vars = (
-        ops.convert_to_tensor(0, dtype="int32"),
-        state,
-        ops.zeros((width, rows), dtype),
-        ops.concatenate([state, ops.zeros((width, cols), dtype)], axis=0),
-        ops.zeros((width, cols), dtype),
-        ops.zeros((), dtype),
-        ops.full((), float("inf"), dtype),
-    )
     if tol is None:
-        # A fixed count needs no loop: unrolled, the step is straight-line
-        # code (no loop op, no exit test).
-        for _ in range(steps):
-            loop_vars = body(*loop_vars)
-        iterations, _, left, _, images, _, _ = loop_vars
-        converged = ops.convert_to_tensor(True)
-    else:
-        iterations, _, left, _, images, theta, residual = ops.while_loop(
-            cond, body, loop_vars
-        )
-        converged = residual <= tol * theta
+        return ops.cond(empty, solved, lambda: estimate)
+    theta = ops.sqrt(ops.maximum(values[-1], 0.0))
+    estimate = estimate._replace(
+        converged=krylov.residual(vectors, finite) <= tol * theta
+    )
 
-    values, vectors, finite = _eigh(_gram(images))
+    def go_on():
+        further = estimate
+        if max_iter > n_iter:
+            widened = krylov.widened(max_iter, block)
+            further = _loop(matrix, widened, n_iter, block, tol, eps)
+        if rescue_iter:
+            further = _rescued(matrix, further, tol, rescue_iter, eps)
+        return further
+
+    accepted = ops.logical_and(estimate.converged, ops.logical_not(empty))
+    return ops.cond(accepted, lambda: estimate, lambda: ops.cond(empty, solved, go_on))
+
+
+def solve(matrix: Tensor, block: int = 2, eps: float = 1e-12) -> Estimate:
+    """sigma and the state from scratch: the exact warm start, one iteration."""
+    start = warm_start(matrix, block)
+    krylov = _Krylov.start(matrix, start, 1)
+    values, vectors, finite = _eigh(_gram(krylov.images))
+    return _estimate(values, vectors, finite, krylov, start.shape[0], 1, eps)
+
+
+def is_empty(state: Tensor) -> Tensor:
+    """Whether `state` must be solved afresh: never solved, or not finite.
+
+    A matrix that held inf or NaN leaves an empty state (see `track`); a
+    state restored from a bad checkpoint may hold NaN itself. Either way,
+    once the matrix is finite again, the next step solves sigma exactly.
+    """
+    solved = ops.any(ops.not_equal(state, 0))
+    return ops.logical_not(ops.logical_and(solved, ops.all(ops.isfinite(state))))
+
+
+class _Krylov(NamedTuple):
+    """The bases of block Golub-Kahan-Lanczos, in buffers of a fixed size.
+
+    Rows of an iteration not reached yet are zero. `left` holds U_0, U_1,
+    ..., `images` Y_k = U_k M, and `right` V_0, V_1, ..., where V_k+1 spans
+    the part of Y_k outside V_0..V_k.
+    """
+
+    left: Tensor  # (width, rows)
+    right: Tensor  # (width, cols)
+    images: Tensor  # (width, cols)
+
+    @classmethod
+    def start(cls, matrix: Tensor, state: Tensor, steps: int) -> _Krylov:
+        """The first iteration from `state`, in buffers for `steps` of them.
+
+        The first left block is orthogonal to nothing yet: it is
+        orthonormalized through the eigendecomposition of its small Gram
+        matrix, a few ops on a (block, block) matrix where Gram-Schmidt
+        takes dozens on long rows, and QR is a slow kernel on TensorFlow's
+        CPU. Directions of the block the matrix all but annihilates (a
+        zero row of `state`, a rank-deficient matrix) are dropped: Ritz
+        values of the smaller subspace stay lower bounds.
+        """
+        preimage = _times_transposed(state, matrix)
+        values, vectors, _ = _eigh(_gram(preimage))
+        resolution = max(_DEPENDENT**2, 64 * float(np.finfo(ops.dtype(values)).eps))
+        live = values > resolution * values[-1]
+        scales = ops.where(live, 1.0 / ops.sqrt(ops.where(live, values, 1.0)), 0.0)
+        left = ops.matmul(ops.transpose(vectors * scales[None, :]), preimage)
+        first = cls(left, state, ops.matmul(left, matrix))
+        return first.widened(steps, state.shape[0])
+
+    def widened(self, steps: int, block: int) -> _Krylov:
+        """The same bases in buffers for `steps` iterations."""
+        missing = steps * block - self.left.shape[0]
+        if missing <= 0:
+            return self
+        return _Krylov(
+            *(
+                ops.concatenate(
+                    [rows, ops.zeros((missing, rows.shape[1]), ops.dtype(rows))]
+                )
+                for rows in self
+            )
+        )
+
+    def extend(self, matrix: Tensor, step, block: int) -> _Krylov:
+        """Iteration `step` (counting from 0; at least 1): two passes over
+        `matrix`, each block of `block` rows orthogonalized against the
+        ones before it."""
+        before = ops.take(self.images, _rows_of(step - 1, block), axis=0)
+        fresh = _deflate(before, self.right)
+        current = _orthonormal_rows(fresh, _norm(before))
+        preimage = _times_transposed(current, matrix)
+        left_block = _orthonormal_rows(_deflate(preimage, self.left), _norm(preimage))
+        place = _rows_of(step, block)[:, None]
+        return _Krylov(
+            ops.scatter_update(self.left, place, left_block),
+            ops.scatter_update(self.right, place, current),
+            ops.scatter_update(self.images, place, ops.matmul(left_block, matrix)),
+        )
+
+    def residual(self, vectors: Tensor, finite: Tensor) -> Tensor:
+        """The top Ritz pair's residual: the part of its image outside the
+        right Krylov space, which only the newest block reaches out of. A
+        matrix that is not finite has nothing to converge to: residual 0."""
+        image = ops.matmul(vectors[:, -1][None, :], self.images)
+        outside = image - ops.matmul(_times_transposed(image, self.right), self.right)
+        residual = _norm(outside)
+        return ops.where(finite, residual, ops.zeros_like(residual))
+
+
+def _rows_of(step, block: int) -> Tensor:
+    """The buffer rows of iteration `step`'s block."""
+    return step * block + ops.arange(block, dtype="int32")
+
+
+def _iterate(matrix: Tensor, krylov: _Krylov, done: int, steps: int, block: int):
+    """`krylov` after `done` iterations, extended to `steps`, unrolled."""
+    for step in range(done, steps):
+        krylov = krylov.extend(matrix, step, block)
+    return krylov
+
+
+def _loop(
+    matrix: Tensor, krylov: _Krylov, done: int, block: int, tol: float, eps: float
+) -> Estimate:
+    """`krylov` (after `done` iterations of `block` rows) extended in a loop
+    until the residual reaches `tol` or its buffers are full."""
+    steps = krylov.left.shape[0] // block
+
+    def settle(krylov):
+        values, vectors, finite = _eigh(_gram(krylov.images))
+        theta = ops.sqrt(ops.maximum(values[-1], 0.0))
+        return theta, krylov.residual(vectors, finite)
+
+    def body(step, krylov, theta, residual):
+        krylov = krylov.extend(matrix, step, block)
+        return step + 1, krylov, *settle(krylov)
+
+    def cond(step, krylov, theta, residual):
+        return ops.logical_and(step < steps, residual > tol * theta)
+
+    done = ops.convert_to_tensor(done, dtype="int32")
+    iterations, krylov, theta, residual = ops.while_loop(
+        cond, body, (done, krylov, *settle(krylov))
+    )
+    values, vectors, finite = _eigh(_gram(krylov.images))
+    estimate = _estimate(values, vectors, finite, krylov, block, iterations, eps)
+    return estimate._replace(converged=residual <= tol * theta)
+
+
+def _rescued(
+    matrix: Tensor, estimate: Estimate, tol: float, rescue_iter: int, eps: float
+) -> Estimate:
+    """`estimate` if converged, else iterations restarted from its state."""
+
+    def rescue():
+        block = estimate.state.shape[0]
+        krylov = _Krylov.start(matrix, estimate.state, rescue_iter)
+        further = _loop(matrix, krylov, 1, block, tol, eps)
+        return further._replace(iterations=further.iterations + estimate.iterations)
+
+    return ops.cond(estimate.converged, lambda: estimate, rescue)
+
+
+def _estimate(
+    values, vectors, finite, krylov: _Krylov, block: int, iterations, eps: float
+) -> Estimate:
+    """The top `block` Ritz values and vectors of the Krylov space, from the
+    eigendecomposition of its images' Gram matrix, as an `Estimate`."""
+    dtype = ops.dtype(krylov.images)
     weights = ops.flip(vectors[:, -block:], axis=1)
     thetas = ops.sqrt(ops.maximum(ops.flip(values[-block:], axis=0), 0.0))
     # sigma of a matrix holding inf or NaN is NaN, and its state is empty,
     # so that the next step, on a finite matrix again, solves it afresh.
     sigma = ops.where(finite, thetas[0], ops.full((), float("nan"), dtype))
     kept = ops.logical_and(finite, thetas > ops.maximum(_DEPENDENT * thetas[0], eps))
-    new_state = (
-        ops.matmul(ops.transpose(weights), images)
-        / ops.where(kept, thetas, ops.ones_like(thetas))[:, None]
+    new_state = ops.matmul(ops.transpose(weights), krylov.images)
+    # Rows of W^T Y are orthogonal, of norms theta: only their scale needs
+    # setting.
+    new_state = ops.where(kept[:, None], _normalize_rows(new_state), 0.0)
+    u = ops.matmul(weights[:, 0][None, :], krylov.left)[0]
+    return Estimate(
+        sigma,
+        u,
+        new_state[0],
+        new_state,
+        ops.convert_to_tensor(iterations, dtype="int32"),
+        ops.convert_to_tensor(True),
     )
-    new_state = ops.where(kept[:, None], new_state, ops.zeros_like(new_state))
-    new_state = _orthonormal_rows(new_state, _norm(new_state))
-    u = ops.matmul(weights[:, 0][None, :], left)[0]
-    return Estimate(sigma, u, new_state[0], new_state, iterations, converged)
 
 
 def right_estimate(
