@@ -198,6 +198,83 @@ def seed_spectral_norm(flavor: str, power_iterations: int = 5):
     return SeedSpectralNorm()
 
 
+def power_iteration_constraint(flavor: str):
+    """A naive SN constraint: one power iteration per step from a kept `u`.
+
+    What SNGAN's algorithm costs as a constraint, with nothing added: the
+    floor a tracked constraint is measured against. `u` is made at the
+    first call, which falls in the first trace of the train step (where
+    `tf.function` allows creating variables).
+    """
+    keras = keras_of(flavor)
+
+    class PowerIterationSpectralNorm(keras.constraints.Constraint):
+        def __init__(self):
+            self.u = None
+
+        def __call__(self, w):
+            matrix = tf.reshape(w, (-1, w.shape[-1]))
+            if self.u is None:
+                start = tf.math.l2_normalize(tf.random.normal((1, w.shape[-1])))
+                self.u = tf.Variable(start, trainable=False)
+            v = tf.math.l2_normalize(tf.matmul(self.u, matrix, transpose_b=True))
+            image = tf.matmul(v, matrix)
+            sigma = tf.norm(image)
+            self.u.assign(image / sigma)
+            return w / sigma
+
+    return PowerIterationSpectralNorm()
+
+
+def power_iteration_wrapper(flavor: str):
+    """PyTorch's `spectral_norm` as a Keras wrapper, for the DCGAN layers.
+
+    Each training call runs one power iteration from a kept `u`, then uses
+    `W / sigma` with `sigma = v^T W u` differentiated in `W` (u and v held
+    constant), as `torch.nn.utils.spectral_norm` does: Keras's own wrapper
+    plus the gradient through sigma, the inherent cost kerasnorm's wrapper
+    is measured against. Serves Conv2D ('same' padding) and Dense.
+    """
+    keras = keras_of(flavor)
+
+    class PowerIterationSpectralNormalization(keras.layers.Layer):
+        def __init__(self, layer):
+            super().__init__(name=f"{layer.name}_sn")
+            self.layer = layer
+
+        def build(self, input_shape):
+            self.layer.build(input_shape)
+            outputs = self.layer.kernel.shape[-1]
+            start = np.random.default_rng(0).standard_normal((1, outputs))
+            self.u = self.add_weight(
+                name="u",
+                shape=(1, outputs),
+                initializer=keras.initializers.Constant(start / np.linalg.norm(start)),
+                trainable=False,
+            )
+
+        def call(self, inputs, training=None):
+            kernel = tf.convert_to_tensor(self.layer.kernel)
+            matrix = tf.reshape(kernel, (-1, kernel.shape[-1]))
+            u = tf.stop_gradient(tf.convert_to_tensor(self.u))
+            v = tf.stop_gradient(
+                tf.math.l2_normalize(tf.matmul(u, matrix, transpose_b=True))
+            )
+            image = tf.matmul(v, matrix)
+            if training:
+                u = tf.stop_gradient(tf.math.l2_normalize(image))
+                self.u.assign(u)
+            kernel = kernel / tf.reduce_sum(image * u)
+            if len(kernel.shape) == 4:
+                strides = self.layer.strides
+                outputs = tf.nn.conv2d(inputs, kernel, strides, "SAME")
+            else:
+                outputs = tf.matmul(inputs, kernel)
+            return outputs + self.layer.bias
+
+    return PowerIterationSpectralNormalization
+
+
 def seed_pixel_norm(flavor: str, epsilon: float = 1e-8):
     """The seed article's PixelNorm: the formula as a plain layer."""
     keras = keras_of(flavor)

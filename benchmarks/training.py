@@ -10,7 +10,10 @@ from benchmarks.models import keras_of
 
 
 def discriminator_step(
-    model, flavor: str, probe: Callable[[], list] | None = None
+    model,
+    flavor: str,
+    probe: Callable[[], list] | None = None,
+    jit_compile: bool = False,
 ) -> Callable:
     """A compiled discriminator update: BCE on a real and a fake batch, Adam.
 
@@ -23,6 +26,7 @@ def discriminator_step(
         probe: Called inside the step after both forward passes and before
             the update, for values only visible then (Keras's own wrapper
             writes the kernel it uses into the layer during the call).
+        jit_compile: Compile the step with XLA.
 
     Returns:
         `step(real, fake)` returning the loss and the probe's values.
@@ -32,7 +36,7 @@ def discriminator_step(
     optimizer.build(model.trainable_variables)
     cross_entropy = keras.losses.BinaryCrossentropy(from_logits=True)
 
-    @tf.function
+    @tf.function(jit_compile=jit_compile)
     def step(real, fake):
         with tf.GradientTape() as tape:
             real_logits = model(real, training=True)
