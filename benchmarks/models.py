@@ -270,7 +270,9 @@ def power_iteration_wrapper(flavor: str):
                 outputs = tf.nn.conv2d(inputs, kernel, strides, "SAME")
             else:
                 outputs = tf.matmul(inputs, kernel)
-            return outputs + self.layer.bias
+            # bias_add, as Keras's layers call it, which TensorFlow fuses
+            # into the convolution.
+            return tf.nn.bias_add(outputs, self.layer.bias)
 
     return PowerIterationSpectralNormalization
 

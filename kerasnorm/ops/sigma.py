@@ -233,20 +233,13 @@ class _Krylov(NamedTuple):
     def start(cls, matrix: Tensor, state: Tensor, steps: int) -> _Krylov:
         """The first iteration from `state`, in buffers for `steps` of them.
 
-        The first left block is orthogonal to nothing yet: it is
-        orthonormalized through the eigendecomposition of its small Gram
-        matrix, a few ops on a (block, block) matrix where Gram-Schmidt
-        takes dozens on long rows, and QR is a slow kernel on TensorFlow's
-        CPU. Directions of the block the matrix all but annihilates (a
-        zero row of `state`, a rank-deficient matrix) are dropped: Ritz
-        values of the smaller subspace stay lower bounds.
+        The first left block is orthogonal to nothing yet. Directions of
+        it the matrix all but annihilates (a zero row of `state`, a
+        rank-deficient matrix) are dropped: Ritz values of the smaller
+        subspace stay lower bounds.
         """
         preimage = _times_transposed(state, matrix)
-        values, vectors, _ = _eigh(_gram(preimage))
-        resolution = max(_DEPENDENT**2, 64 * float(np.finfo(ops.dtype(values)).eps))
-        live = values > resolution * values[-1]
-        scales = ops.where(live, 1.0 / ops.sqrt(ops.where(live, values, 1.0)), 0.0)
-        left = ops.matmul(ops.transpose(vectors * scales[None, :]), preimage)
+        left = _orthonormal_rows(preimage, _norm(preimage))
         first = cls(left, state, ops.matmul(left, matrix))
         return first.widened(steps, state.shape[0])
 
@@ -493,26 +486,27 @@ def _deflate(rows: Tensor, basis: Tensor) -> Tensor:
 
 
 def _orthonormal_rows(rows: Tensor, scale: Tensor) -> Tensor:
-    """Gram-Schmidt on a few rows.
+    """An orthonormal basis of the row space of a few `rows`, as many rows.
 
-    A row whose norm, once the earlier rows are taken out, is below
-    `_DEPENDENT * scale` (`scale`: the norm the rows had before any
-    projection) is zeroed rather than blown up to a unit vector of noise.
+    Through the eigendecomposition of their small Gram matrix: a dozen ops
+    on a (block, block) matrix, where Gram-Schmidt takes a dozen per row on
+    long rows (and QR is a slow kernel on TensorFlow's CPU). A second pass
+    restores the orthogonality the first loses to rounding in directions
+    much weaker than the strongest. A direction is dropped (a zero row)
+    where its norm is below `_DEPENDENT * scale` (`scale`: the norm the rows
+    had before any projection; an exhausted Krylov space, a rank-deficient
+    matrix), or below a few float ulps of the strongest direction's, where
+    the Gram matrix cannot resolve it.
     """
-    done = []
-    for index in range(rows.shape[0]):
-        row = rows[index]
-        for previous in done:
-            row = row - ops.sum(row * previous) * previous
-        norm = _norm(row)
-        done.append(
-            ops.where(
-                norm > _DEPENDENT * scale,
-                row / ops.maximum(norm, 1e-30),
-                ops.zeros_like(row),
-            )
-        )
-    return ops.stack(done)
+    resolution = 64 * float(np.finfo(ops.dtype(rows)).eps)
+    floor = _DEPENDENT**2 * ops.square(scale)
+    for _ in range(2):
+        values, vectors, _ = _eigh(_gram(rows))
+        live = values > ops.maximum(floor, resolution * values[-1])
+        scales = ops.where(live, 1.0 / ops.sqrt(ops.where(live, values, 1.0)), 0.0)
+        rows = ops.matmul(ops.transpose(vectors * scales[None, :]), rows)
+        floor = resolution
+    return rows
 
 
 def _normalize_rows(rows: Tensor) -> Tensor:
