@@ -172,7 +172,7 @@ def track(
     # run on something finite meanwhile, so that no op sees NaN.
     start = ops.where(empty, ops.zeros_like(state), state)
     krylov = _iterate(matrix, _Krylov.start(matrix, start, n_iter), 1, n_iter, block)
-    values, vectors, finite = _eigh(_gram(krylov.images))
+    values, vectors, finite = krylov.ritz()
     estimate = _estimate(values, vectors, finite, krylov, block, n_iter, eps)
 
     def solved():
@@ -202,7 +202,7 @@ def solve(matrix: Tensor, block: int = 2, eps: float = 1e-12) -> Estimate:
     """sigma and the state from scratch: the exact warm start, one iteration."""
     start = warm_start(matrix, block)
     krylov = _Krylov.start(matrix, start, 1)
-    values, vectors, finite = _eigh(_gram(krylov.images))
+    values, vectors, finite = krylov.ritz()
     return _estimate(values, vectors, finite, krylov, start.shape[0], 1, eps)
 
 
@@ -273,6 +273,11 @@ class _Krylov(NamedTuple):
             ops.scatter_update(self.images, place, ops.matmul(left_block, matrix)),
         )
 
+    def ritz(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Eigenvalues (ascending: squared Ritz values) and eigenvectors of
+        the images' Gram matrix, and whether it was finite."""
+        return _eigh(_gram(self.images))
+
     def residual(self, vectors: Tensor, finite: Tensor) -> Tensor:
         """The top Ritz pair's residual: the part of its image outside the
         right Krylov space, which only the newest block reaches out of. A
@@ -303,7 +308,7 @@ def _loop(
     steps = krylov.left.shape[0] // block
 
     def settle(krylov):
-        values, vectors, finite = _eigh(_gram(krylov.images))
+        values, vectors, finite = krylov.ritz()
         theta = ops.sqrt(ops.maximum(values[-1], 0.0))
         return theta, krylov.residual(vectors, finite)
 
@@ -318,7 +323,7 @@ def _loop(
     iterations, krylov, theta, residual = ops.while_loop(
         cond, body, (done, krylov, *settle(krylov))
     )
-    values, vectors, finite = _eigh(_gram(krylov.images))
+    values, vectors, finite = krylov.ritz()
     estimate = _estimate(values, vectors, finite, krylov, block, iterations, eps)
     return estimate._replace(converged=residual <= tol * theta)
 
