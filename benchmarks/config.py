@@ -24,6 +24,9 @@ class Config:
         warmup: Untimed steps per variant first.
         op_shape: The tensor the PixelNorm op is timed on.
         op_runs: Timed forward+backward runs of the op per variant.
+        op_smaller_shapes: Smaller tensors the op and LeakyReLU are also
+            timed on, to show whether the ratio depends on the tensor
+            fitting in the CPU's caches.
         accuracy_steps: Training steps followed in the sigma accuracy section.
         trade_offs: Labels of the kerasnorm options on the trade-off curve
             (keys of `benchmarks.sigma_accuracy.TRADE_OFFS`); none, no curve.
@@ -50,6 +53,7 @@ class Config:
     warmup: int
     op_shape: tuple[int, ...]
     op_runs: int
+    op_smaller_shapes: tuple[tuple[int, ...], ...]
     accuracy_steps: int
     trade_offs: tuple[str, ...]
     applications: tuple[str, ...]
@@ -74,6 +78,7 @@ FULL = Config(
     warmup=3,
     op_shape=(32, 64, 64, 128),
     op_runs=30,
+    op_smaller_shapes=((4, 32, 32, 128), (32, 32, 32, 128)),
     accuracy_steps=100,
     trade_offs=(
         "n_iter=1, tol=None",
@@ -112,6 +117,7 @@ QUICK = Config(
     warmup=2,
     op_shape=(16, 32, 32, 128),
     op_runs=10,
+    op_smaller_shapes=((4, 32, 32, 128),),
     accuracy_steps=10,
     # The trade-off curve and the applications are left to the full run.
     trade_offs=(),
@@ -137,6 +143,7 @@ TINY = Config(
     warmup=1,
     op_shape=(4, 8, 8, 16),
     op_runs=2,
+    op_smaller_shapes=((2, 4, 4, 16),),
     accuracy_steps=3,
     trade_offs=("tol=1e-3",),
     applications=(),

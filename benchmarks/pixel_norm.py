@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import tensorflow as tf
@@ -64,12 +65,15 @@ OP_VARIANTS = {
 
 
 def _forward_backward(function: Callable, jit_compile: bool) -> Callable:
+    # Both results are returned: a step returning the gradient alone lets
+    # Grappler prune LeakyReLU's forward pass (its gradient needs only x),
+    # and the floor would be a backward pass alone.
     @tf.function(jit_compile=jit_compile)
     def step(x, upstream):
         with tf.GradientTape() as tape:
             tape.watch(x)
             y = function(x)
-        return tape.gradient(y, x, output_gradients=upstream)
+        return y, tape.gradient(y, x, output_gradients=upstream)
 
     return step
 
@@ -94,14 +98,16 @@ def time_generator(flavor: str, config: Config) -> dict:
     return time_interleaved(steps, config.steps, config.warmup)
 
 
-def time_op(config: Config) -> dict:
+def time_op(shape: tuple[int, ...], config: Config, variants=OP_VARIANTS) -> dict:
     """Interleaved forward+backward passes of each op variant on one tensor."""
-    x = tf.random.stateless_normal(config.op_shape, seed=(3, 4))
-    upstream = tf.random.stateless_normal(config.op_shape, seed=(5, 6))
+    x = tf.random.stateless_normal(shape, seed=(3, 4))
+    upstream = tf.random.stateless_normal(shape, seed=(5, 6))
+    first = (0,) * len(shape)
     runs = {}
-    for name, (_, function, jit_compile) in OP_VARIANTS.items():
+    for name, (_, function, jit_compile) in variants.items():
         step = _forward_backward(function, jit_compile)
-        runs[name] = lambda step=step: step(x, upstream).numpy()
+        # Reading one element waits for the step without copying its results.
+        runs[name] = lambda step=step: step(x, upstream)[1][first].numpy()
     return time_interleaved(runs, config.op_runs, config.warmup)
 
 
@@ -109,6 +115,37 @@ def op_error(config: Config) -> float:
     """Largest absolute difference of kerasnorm's op from the seed formula."""
     x = tf.random.stateless_normal(config.op_shape, seed=(3, 4))
     return float(tf.reduce_max(tf.abs(pixel_norm(x) - _seed_formula(x))))
+
+
+SIZE_VARIANTS = ("leaky_relu", "kerasnorm", "kerasnorm_xla")
+
+
+def _by_size(config: Config, largest: dict) -> tuple[Table, dict]:
+    """The op's ratio to LeakyReLU on smaller tensors and on the largest.
+
+    Args:
+        config: The benchmark's configuration.
+        largest: Timings of every variant on `config.op_shape`, already run.
+    """
+    variants = {name: OP_VARIANTS[name] for name in SIZE_VARIANTS}
+    rows, data = [], {}
+    for shape in (*config.op_smaller_shapes, config.op_shape):
+        timings = (
+            largest if shape == config.op_shape else time_op(shape, config, variants)
+        )
+        ratio = ratios(timings, "leaky_relu")
+        label = "x".join(map(str, shape))
+        data[label] = {name: ratio[name] for name in SIZE_VARIANTS[1:]}
+        rows.append(
+            [label, 4 * math.prod(shape) / 2**20, 1e3 * timings["leaky_relu"].median]
+            + [ratio[name] for name in SIZE_VARIANTS[1:]]
+        )
+    table = Table(
+        "The op by tensor size, ratio to LeakyReLU",
+        ["tensor", "MiB", "LeakyReLU (ms)", "kerasnorm", "kerasnorm, jit_compile"],
+        rows,
+    )
+    return table, data
 
 
 def run(config: Config) -> Section:
@@ -139,6 +176,11 @@ def run(config: Config) -> Section:
             [flavor, GENERATOR_VARIANTS[name], 1e3 * timings[name].median, ratio[name]]
             for name in GENERATOR_VARIANTS
         ]
+        section.targets.append(
+            Target(
+                f"Generator step with PixelNorm ({flavor})", ratio["kerasnorm"], 1.05
+            )
+        )
     section.tables.append(
         Table(
             "Generator train step, ratio to no normalization",
@@ -146,7 +188,7 @@ def run(config: Config) -> Section:
             rows,
         )
     )
-    timings = time_op(config)
+    timings = time_op(config.op_shape, config)
     ratio = ratios(timings, "leaky_relu")
     section.data["op"] = {
         "median_ms": {name: 1e3 * t.median for name, t in timings.items()},
@@ -163,6 +205,8 @@ def run(config: Config) -> Section:
             ],
         )
     )
+    table, section.data["op_by_size"] = _by_size(config, timings)
+    section.tables.append(table)
     section.targets.append(
         Target("PixelNorm op over LeakyReLU", ratio["kerasnorm"], 1.25)
     )
