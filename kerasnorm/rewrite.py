@@ -76,11 +76,12 @@ class _Rewriter:
         model = self._build(self.top)
         for original, clone in self.pairs:
             _copy_weights(original, clone, self.adapter)
-            self._check_constrained(original, clone)
-            self._prepare_spectral_state(clone)
+            kernels = find_kernels(clone, self.adapter)
+            self._check_constrained(original, kernels)
+            self._prepare_spectral_state(kernels)
         return model
 
-    def _check_constrained(self, original, clone) -> None:
+    def _check_constrained(self, original, kernels) -> None:
         """Raises unless every kernel the plan constrains got its constraint.
 
         A constraint reaches a kernel through the layer's config; a custom
@@ -89,10 +90,7 @@ class _Rewriter:
         action, planned = self.layer_edits.get(id(original), (None, ()))
         if not isinstance(action, ConstrainKernel):
             return
-        got = {
-            kernel.path: is_spectral(constrained_by(kernel))
-            for kernel in find_kernels(clone, self.adapter)
-        }
+        got = {kernel.path: is_spectral(constrained_by(kernel)) for kernel in kernels}
         missing = [kernel for kernel in planned if not got.get(kernel.path)]
         if missing:
             kernel = missing[0]
@@ -105,13 +103,13 @@ class _Rewriter:
                 "constraint=...), or use mode='reparam'."
             )
 
-    def _prepare_spectral_state(self, clone) -> None:
+    def _prepare_spectral_state(self, kernels) -> None:
         """Creates the constraints' states now, under the strategy in scope.
 
         States start empty and are solved exactly at their first use.
         """
         ours = (self.adapter.SpectralNorm, self.adapter.ConstraintChain)
-        for kernel in find_kernels(clone, self.adapter):
+        for kernel in kernels:
             constraint = constrained_by(kernel)
             if isinstance(constraint, ours):
                 constraint.build(kernel.variable, kernel.owner)

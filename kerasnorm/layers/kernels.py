@@ -374,6 +374,13 @@ def _unknown(layer, adapter, place) -> Iterator[Kernel]:
 def _leftovers(layer, adapter, place, found) -> Iterator[Kernel]:
     """Kernel-like trainable weights of `layer` that `found` does not hold."""
     claimed = {id(kernel.variable) for kernel in found}
+    candidates = [
+        variable
+        for variable in layer.trainable_weights
+        if id(variable) not in claimed and _looks_like_kernel(variable)
+    ]
+    if not candidates:
+        return  # the common case: a known layer whose handler found them all
     for _, sublayer in _sublayers(layer, adapter):
         claimed.update(id(weight) for weight in sublayer.weights)
     attributes = {
@@ -382,8 +389,8 @@ def _leftovers(layer, adapter, place, found) -> Iterator[Kernel]:
         if adapter.is_variable(value)
     }
     config = None
-    for variable in layer.trainable_weights:
-        if id(variable) in claimed or not _looks_like_kernel(variable):
+    for variable in candidates:
+        if id(variable) in claimed:
             continue
         claimed.add(id(variable))
         attribute = attributes.get(id(variable))
