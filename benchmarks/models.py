@@ -12,7 +12,10 @@ import types
 import numpy as np
 import tensorflow as tf
 
-from kerasnorm.adapters import keras3, tf_keras
+from kerasnorm.adapters import adapter_for, keras3, tf_keras
+from kerasnorm.layers.kernels import find_kernels
+from kerasnorm.layers.tracking import Tracking
+from kerasnorm.ops import layouts
 
 FLAVORS = ("keras3", "tf_keras")
 _ADAPTERS = {"keras3": keras3.ADAPTER, "tf_keras": tf_keras.ADAPTER}
@@ -173,6 +176,20 @@ def clone_with_weights(model):
     keras = keras_of("tf_keras" if tf_keras.ADAPTER.owns(model) else "keras3")
     clone = keras.models.clone_model(model)
     clone.set_weights(model.get_weights())
+    return clone
+
+
+def clone_with_states(model):
+    """The floor of an SN rewrite: `clone_with_weights`, then the one thing
+    any rewrite that keeps sigma's state between steps must add, a state
+    variable per kernel (empty, made as kerasnorm makes its own)."""
+    clone = clone_with_weights(model)
+    adapter = adapter_for(clone)
+    tracking = Tracking()
+    for layer in clone.layers:
+        for kernel in find_kernels(layer, adapter):
+            shape = layouts.matrix_shape(kernel.variable.shape, kernel.layout)
+            adapter.constraint_state(tracking.empty_state(shape))
     return clone
 
 
