@@ -26,7 +26,9 @@ right Ritz vectors. Iteration stops when the Ritz pair's residual
 
 Each iteration reads the matrix twice, like one power iteration; both reads
 are matrix products with `block` rows, which cost about what a matrix-vector
-product costs, because reading the matrix dominates.
+product costs, because reading the matrix dominates. The first iteration,
+the only one most steps run, skips orthonormalizing U_0: its Ritz pairs come
+from the small Gram matrices of V_0 M^T and V_0 M^T M (`_first_iteration`).
 
 Every function here is written in `keras.ops`, so it runs on each Keras 3
 backend (TensorFlow, JAX, PyTorch), eagerly or compiled; tf-keras models
@@ -171,25 +173,38 @@ def track(
     # An empty state is replaced in the branch; the straight-line iterations
     # run on something finite meanwhile, so that no op sees NaN.
     start = ops.where(empty, ops.zeros_like(state), state)
-    krylov = _iterate(matrix, _Krylov.start(matrix, start, n_iter), 1, n_iter, block)
-    values, vectors, finite = krylov.ritz()
-    estimate = _estimate(values, vectors, finite, krylov, block, n_iter, eps)
+    if n_iter == 1:
+        # Most steps run one iteration only, which has a cheaper form; the
+        # loop, when it runs, rebuilds the Krylov bases that later
+        # iterations need.
+        estimate, theta, residual = _first_iteration(matrix, start, eps)
+
+        def krylov_so_far():
+            return _Krylov.start(matrix, start, max_iter)
+
+    else:
+        krylov = _iterate(
+            matrix, _Krylov.start(matrix, start, n_iter), 1, n_iter, block
+        )
+        values, vectors, finite = krylov.ritz()
+        estimate = _estimate(values, _top(vectors, block), finite, krylov, n_iter, eps)
+        theta = ops.sqrt(ops.maximum(values[-1], 0.0))
+        residual = krylov.residual(vectors, finite)
+
+        def krylov_so_far():
+            return krylov.widened(max_iter, block)
 
     def solved():
         return solve(matrix, block, eps)
 
     if tol is None:
         return ops.cond(empty, solved, lambda: estimate)
-    theta = ops.sqrt(ops.maximum(values[-1], 0.0))
-    estimate = estimate._replace(
-        converged=krylov.residual(vectors, finite) <= tol * theta
-    )
+    estimate = estimate._replace(converged=residual <= tol * theta)
 
     def go_on():
         further = estimate
         if max_iter > n_iter:
-            widened = krylov.widened(max_iter, block)
-            further = _loop(matrix, widened, n_iter, block, tol, eps)
+            further = _loop(matrix, krylov_so_far(), n_iter, block, tol, eps)
         if rescue_iter:
             further = _rescued(matrix, further, tol, rescue_iter, eps)
         return further
@@ -200,10 +215,8 @@ def track(
 
 def solve(matrix: Tensor, block: int = 2, eps: float = 1e-12) -> Estimate:
     """sigma and the state from scratch: the exact warm start, one iteration."""
-    start = warm_start(matrix, block)
-    krylov = _Krylov.start(matrix, start, 1)
-    values, vectors, finite = krylov.ritz()
-    return _estimate(values, vectors, finite, krylov, start.shape[0], 1, eps)
+    estimate, _, _ = _first_iteration(matrix, warm_start(matrix, block), eps)
+    return estimate
 
 
 def is_empty(state: Tensor) -> Tensor:
@@ -324,7 +337,7 @@ def _loop(
         cond, body, (done, krylov, *settle(krylov))
     )
     values, vectors, finite = krylov.ritz()
-    estimate = _estimate(values, vectors, finite, krylov, block, iterations, eps)
+    estimate = _estimate(values, _top(vectors, block), finite, krylov, iterations, eps)
     return estimate._replace(converged=residual <= tol * theta)
 
 
@@ -342,19 +355,88 @@ def _rescued(
     return ops.cond(estimate.converged, lambda: estimate, rescue)
 
 
+def _first_iteration(
+    matrix: Tensor, start: Tensor, eps: float
+) -> tuple[Estimate, Tensor, Tensor]:
+    """One iteration from `start` (orthonormal or zero rows), worked out on
+    block-by-block matrices: the Ritz pairs of `_Krylov.start` and `ritz`,
+    with one eigendecomposition instead of three and no pass over long rows
+    but the two products with the matrix and their Gram matrices.
+
+    The left block P = start M^T is not orthonormalized: the Ritz problem on
+    its row space is the pencil (C, B), C = (P M)(P M)^T and B = P P^T,
+    reduced to an ordinary one by whitening with B's eigendecomposition.
+    Directions of B weaker than the strongest by about float precision are
+    dropped; one just above that comes out holding a part of the strongest
+    of about the square root of float precision, which moves the top Ritz
+    value by its square.
+
+    Returns:
+        The estimate, the top Ritz value (0 for a matrix that is not
+        finite) and the top pair's residual `||M^T u - theta v||` (0 there).
+    """
+    preimage = _times_transposed(start, matrix)
+    # At unit norm, C holds sigma**2, as the Gram matrix of an orthonormal
+    # block's images does, rather than sigma**4.
+    preimage = preimage / ops.maximum(_norm(preimage), eps)
+    images = ops.matmul(preimage, matrix)
+    left_gram = _gram(preimage)
+    values, vectors = ops.eigh(ops.where(ops.isfinite(left_gram), left_gram, 0.0))
+    # Directions P barely holds (a zero row of `start`, a rank-deficient
+    # matrix) are dropped, as `_orthonormal_rows` drops them.
+    resolution = 64 * float(np.finfo(ops.dtype(values)).eps)
+    live = values > ops.maximum(_DEPENDENT**2, resolution * values[-1])
+    whiten = vectors * ops.where(live, ops.rsqrt(ops.where(live, values, 1.0)), 0.0)
+    # Not finite where the matrix is not: whitening a sanitized B leaves C's
+    # inf or NaN in place.
+    values, vectors, finite = _eigh(
+        _transposed_times(whiten, ops.matmul(_gram(images), whiten))
+    )
+    block = start.shape[0]
+    estimate = _estimate(
+        values,
+        ops.matmul(whiten, _top(vectors, block)),
+        finite,
+        _Krylov(preimage, start, images),
+        1,
+        eps,
+    )
+    theta = ops.sqrt(ops.maximum(values[-1], 0.0))
+    # The start's rows span the right Krylov space: the residual is the part
+    # of M^T u = theta v outside them.
+    v = estimate.v[None, :]
+    outside = v - ops.matmul(_times_transposed(v, start), start)
+    return estimate, theta, theta * _norm(outside)
+
+
+def _top(vectors: Tensor, block: int) -> Tensor:
+    """The last `block` eigenvectors (columns), top first."""
+    return ops.flip(vectors[:, -block:], axis=1)
+
+
 def _estimate(
-    values, vectors, finite, krylov: _Krylov, block: int, iterations, eps: float
+    values, weights, finite, krylov: _Krylov, iterations, eps: float
 ) -> Estimate:
-    """The top `block` Ritz values and vectors of the Krylov space, from the
-    eigendecomposition of its images' Gram matrix, as an `Estimate`."""
+    """The top Ritz values and vectors of a Krylov space as an `Estimate`.
+
+    Args:
+        values: Eigenvalues of the Ritz problem, ascending: squared Ritz
+            values.
+        weights: The top Ritz vectors as columns, top first, as
+            coefficients of the rows of `krylov.left` (and `krylov.images`).
+        finite: Whether the matrix was finite.
+        krylov: The space's left rows and their images; `right` is unused.
+        iterations: Iterations run.
+        eps: sigma at or below this counts as zero.
+    """
     dtype = ops.dtype(krylov.images)
-    weights = ops.flip(vectors[:, -block:], axis=1)
+    block = weights.shape[1]
     thetas = ops.sqrt(ops.maximum(ops.flip(values[-block:], axis=0), 0.0))
     # sigma of a matrix holding inf or NaN is NaN, and its state is empty,
     # so that the next step, on a finite matrix again, solves it afresh.
     sigma = ops.where(finite, thetas[0], ops.full((), float("nan"), dtype))
     kept = ops.logical_and(finite, thetas > ops.maximum(_DEPENDENT * thetas[0], eps))
-    new_state = ops.matmul(ops.transpose(weights), krylov.images)
+    new_state = _transposed_times(weights, krylov.images)
     # Rows of W^T Y are orthogonal, of norms theta: only their scale needs
     # setting.
     new_state = ops.where(kept[:, None], _normalize_rows(new_state), 0.0)
@@ -469,6 +551,15 @@ def _times_transposed(rows: Tensor, matrix: Tensor) -> Tensor:
 
         return tf.linalg.matmul(rows, matrix, transpose_b=True)
     return ops.matmul(rows, ops.transpose(matrix))
+
+
+def _transposed_times(columns: Tensor, matrix: Tensor) -> Tensor:
+    """`columns.T @ matrix`, with no transpose op on TensorFlow."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.linalg.matmul(columns, matrix, transpose_a=True)
+    return ops.matmul(ops.transpose(columns), matrix)
 
 
 def _gram(rows: Tensor) -> Tensor:
