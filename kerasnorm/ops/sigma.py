@@ -177,7 +177,13 @@ def track(
         # Most steps run one iteration only, which has a cheaper form; the
         # loop, when it runs, rebuilds the Krylov bases that later
         # iterations need.
-        estimate, theta, residual = _first_iteration(matrix, start, eps)
+        estimate, theta = _first_iteration(matrix, start, eps)
+
+        def residual():
+            # The start's rows span the right Krylov space: the residual is
+            # the part of M^T u = theta v outside them.
+            v = estimate.v[None, :]
+            return theta * _norm(v - ops.matmul(_times_transposed(v, start), start))
 
         def krylov_so_far():
             return _Krylov.start(matrix, start, max_iter)
@@ -189,7 +195,9 @@ def track(
         values, vectors, finite = krylov.ritz()
         estimate = _estimate(values, _top(vectors, block), finite, krylov, n_iter, eps)
         theta = ops.sqrt(ops.maximum(values[-1], 0.0))
-        residual = krylov.residual(vectors, finite)
+
+        def residual():
+            return krylov.residual(vectors, finite)
 
         def krylov_so_far():
             return krylov.widened(max_iter, block)
@@ -199,7 +207,7 @@ def track(
 
     if tol is None:
         return ops.cond(empty, solved, lambda: estimate)
-    estimate = estimate._replace(converged=residual <= tol * theta)
+    estimate = estimate._replace(converged=residual() <= tol * theta)
 
     def go_on():
         further = estimate
@@ -215,7 +223,7 @@ def track(
 
 def solve(matrix: Tensor, block: int = 2, eps: float = 1e-12) -> Estimate:
     """sigma and the state from scratch: the exact warm start, one iteration."""
-    estimate, _, _ = _first_iteration(matrix, warm_start(matrix, block), eps)
+    estimate, _ = _first_iteration(matrix, warm_start(matrix, block), eps)
     return estimate
 
 
@@ -357,7 +365,7 @@ def _rescued(
 
 def _first_iteration(
     matrix: Tensor, start: Tensor, eps: float
-) -> tuple[Estimate, Tensor, Tensor]:
+) -> tuple[Estimate, Tensor]:
     """One iteration from `start` (orthonormal or zero rows), worked out on
     block-by-block matrices: the Ritz pairs of `_Krylov.start` and `ritz`,
     with one eigendecomposition instead of three and no pass over long rows
@@ -372,8 +380,8 @@ def _first_iteration(
     value by its square.
 
     Returns:
-        The estimate, the top Ritz value (0 for a matrix that is not
-        finite) and the top pair's residual `||M^T u - theta v||` (0 there).
+        The estimate and the top Ritz value (0 for a matrix that is not
+        finite, where the estimate's `v` is zero too).
     """
     preimage = _times_transposed(start, matrix)
     # At unit norm, C holds sigma**2, as the Gram matrix of an orthonormal
@@ -401,12 +409,7 @@ def _first_iteration(
         1,
         eps,
     )
-    theta = ops.sqrt(ops.maximum(values[-1], 0.0))
-    # The start's rows span the right Krylov space: the residual is the part
-    # of M^T u = theta v outside them.
-    v = estimate.v[None, :]
-    outside = v - ops.matmul(_times_transposed(v, start), start)
-    return estimate, theta, theta * _norm(outside)
+    return estimate, ops.sqrt(ops.maximum(values[-1], 0.0))
 
 
 def _top(vectors: Tensor, block: int) -> Tensor:
