@@ -68,7 +68,7 @@ def used_kernels(model, method: str) -> list:
         return [
             kernel
             for layer in _kernel_layers(model)
-            for kernel in layer._normalized_kernels(training=False)
+            for kernel in layer._values(training=False)
         ]
     return [tf.identity(layer.kernel) for layer in _kernel_layers(model)]
 

@@ -9,6 +9,7 @@ tf-keras under `TF_USE_LEGACY_KERAS=1`. The classes for either Keras are in
 from kerasnorm import actions, callbacks, select
 from kerasnorm.actions import (
     ConstrainKernel,
+    EqualizeLearningRate,
     InsertAfter,
     InsertBefore,
     InsertPixelNorm,
@@ -36,6 +37,7 @@ PixelNorm = _ACTIVE.PixelNorm
 SpectralNorm = _ACTIVE.SpectralNorm
 SpectralNormalization = _ACTIVE.SpectralNormalization
 ConstraintChain = _ACTIVE.ConstraintChain
+EqualizedLR = _ACTIVE.EqualizedLR
 
 __version__ = "0.1.0"
 
@@ -43,6 +45,8 @@ __all__ = [
     "ConstrainKernel",
     "ConstraintChain",
     "Edit",
+    "EqualizeLearningRate",
+    "EqualizedLR",
     "InsertAfter",
     "InsertBefore",
     "InsertPixelNorm",

@@ -5,7 +5,8 @@ Two kinds, after the unit they change:
 * Layer actions change a layer, so every call of it: `ConstrainKernel`
   attaches a `SpectralNorm` constraint to each kernel, `WrapSpectral` wraps
   the layer in `SpectralNormalization`. `SpectralNormalize` is either one,
-  as the rewrite's `mode` says.
+  as the rewrite's `mode` says. `EqualizeLearningRate` wraps the layer in
+  `EqualizedLR`. A layer gets one layer action: the first rule to claim it.
 * Call actions insert a new layer into the graph: `InsertPixelNorm` and
   `InsertAfter` after a call's output, `InsertBefore` on a call's inputs.
 
@@ -28,15 +29,21 @@ import networkx as nx
 from kerasnorm.adapters import ADAPTERS
 from kerasnorm.errors import KerasNormTypeError, KerasNormValueError
 from kerasnorm.layers.kernels import constrained_by
-from kerasnorm.layers.tracking import TRACKING_OPTIONS, Tracking
+from kerasnorm.layers.tracking import TRACKING_OPTIONS, Tracking, check_positive
+from kerasnorm.ops import layouts
 
 MODES = ("constraint", "reparam")
 
 
 class Action:
-    """Base class of actions. `per_layer` actions change layers, others calls."""
+    """Base class of actions. `per_layer` actions change layers, others calls.
+
+    A layer action's `kernel_status` says what it does to each kernel, as
+    the plan's kernel list reports it.
+    """
 
     per_layer = False
+    kernel_status: str | None = None
 
     def skip_reason(self, graph: nx.DiGraph, node: str) -> str | None:
         """Why this action must not apply at `node`, or None if it may."""
@@ -83,6 +90,7 @@ def is_spectral(constraint) -> bool:
 
 class _SpectralAction(Action):
     per_layer = True
+    kernel_status = "normalized"
     allowed_options = frozenset({*TRACKING_OPTIONS, "sigma", "clip"})
 
     def __init__(self, **options: Any):
@@ -100,7 +108,7 @@ class _SpectralAction(Action):
         if not data["kernels"]:
             return "no kernel to normalize"
         if data["wrapped"]:
-            return "already wrapped in SpectralNormalization"
+            return f"already wrapped in {data['wrapped']}"
         if all(is_spectral(constrained_by(k)) for k in data["kernels"]):
             return "already has a SpectralNorm constraint"
         return None
@@ -228,6 +236,12 @@ class WrapSpectral(_SpectralAction):
             targets = []
         return targets, blocked
 
+    def wrap(self, adapter, layer, name: str, dtype):
+        """`layer` (built) in the wrapper this action plans, named `name`."""
+        return adapter.SpectralNormalization(
+            layer, name=name, dtype=dtype, **self.options
+        )
+
     def describe(self, graph, node, kernels=None):
         kernels = graph.nodes[node]["kernels"] if kernels is None else kernels
         assumed = [k.path for k in kernels if k.assumed_layout]
@@ -255,6 +269,7 @@ class SpectralNormalize(Action):
     """
 
     per_layer = True
+    kernel_status = "normalized"
 
     def __init__(self, **options: Any):
         self.options = options
@@ -270,6 +285,73 @@ class SpectralNormalize(Action):
 
     def get_config(self):
         return dict(self.options)
+
+
+class EqualizeLearningRate(Action):
+    """Wraps the layer in `EqualizedLR`: kernels stored as V, used as c * V.
+
+    ProGAN's equalized learning rate, `c = gain * lr_multiplier /
+    sqrt(fan_in)` per kernel (see `EqualizedLR`). The rewritten layer
+    computes what the original did: its kernels are stored divided by `c`
+    (and its biases by `lr_multiplier`), unless `reinitialize` draws them
+    afresh.
+
+    Args:
+        gain: He's gain. Defaults to `sqrt(2)`; `1.0` suits a linear output
+            layer.
+        lr_multiplier: Multiplies the learning rate of kernels and biases.
+            Defaults to `1.0`.
+        reinitialize: Draw the stored kernels from `N(0, 1 / lr_multiplier**2)`
+            instead of converting the layer's. Defaults to `False`.
+    """
+
+    per_layer = True
+    kernel_status = "rescaled"
+
+    def __init__(
+        self,
+        gain: float = 2.0**0.5,
+        lr_multiplier: float = 1.0,
+        reinitialize: bool = False,
+    ):
+        self.gain = check_positive("gain", gain)
+        self.lr_multiplier = check_positive("lr_multiplier", lr_multiplier)
+        self.reinitialize = bool(reinitialize)
+
+    def skip_reason(self, graph, node):
+        data = graph.nodes[node]
+        if not data["kernels"]:
+            return "no kernel to rescale"
+        if data["wrapped"]:
+            return f"already wrapped in {data['wrapped']}"
+        problems = [k for k in data["kernels"] if k.problem is not None]
+        if problems:
+            return "; ".join(
+                f"{k.path} cannot be rescaled: {k.problem}" for k in problems
+            )
+        return None
+
+    def wrap(self, adapter, layer, name: str, dtype):
+        """`layer` (built) in the wrapper this action plans, named `name`."""
+        return adapter.EqualizedLR(layer, name=name, dtype=dtype, **self.get_config())
+
+    def describe(self, graph, node):
+        parts = []
+        for kernel in graph.nodes[node]["kernels"]:
+            fan_in = layouts.fan_in(kernel.shape, kernel.layout)
+            scale = self.gain * self.lr_multiplier / fan_in**0.5
+            parts.append(f"{kernel.path} * {scale:.4g} (fan_in {fan_in})")
+        text = "equalized learning rate: " + "; ".join(parts)
+        if self.lr_multiplier != 1.0:
+            text += f"; biases * {self.lr_multiplier:g}"
+        return text
+
+    def get_config(self):
+        return {
+            "gain": self.gain,
+            "lr_multiplier": self.lr_multiplier,
+            "reinitialize": self.reinitialize,
+        }
 
 
 class _InsertAction(Action, abc.ABC):
@@ -402,7 +484,7 @@ def dtype_policy_at(graph: nx.DiGraph, node: str):
 
     That of the layer called at `node`; for a model input, of the first
     layer that consumes it (looking through the inputs of nested models).
-    A `SpectralNormalization` wrapper stands for the layer it wraps.
+    A kerasnorm wrapper stands for the layer it wraps.
     """
     for current in _breadth_first(node, graph.successors):
         data = graph.nodes[current]

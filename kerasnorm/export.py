@@ -6,19 +6,21 @@ from kerasnorm.actions import is_spectral
 from kerasnorm.adapters import adapter_for
 from kerasnorm.errors import KerasNormTypeError
 from kerasnorm.layers.kernels import constrained_by, find_kernels, set_config_value
+from kerasnorm.layers.wrapper import KernelWrapperBase
 
 
 def fold(model):
-    """A copy of `model` without spectral normalization's wrappers and constraints.
+    """A copy of `model` without kerasnorm's wrappers and spectral constraints.
 
     Each `SpectralNormalization` wrapper becomes the layer it wraps, with
     every kernel set to `W / sigma(W)` (`SpectralNormalization.fold`), what
-    the wrapper computes with at inference. Each `SpectralNorm` constraint
-    is dropped from its layer (from a `ConstraintChain`, only the spectral
-    part: your own constraints stay); the kernel keeps its value, which
-    has spectral norm 1 after any optimizer step, so the layer computes as
-    before. Nested models are folded too, and a layer or model shared by
-    several calls stays shared.
+    the wrapper computes with at inference; each `EqualizedLR` wrapper, the
+    layer it wraps with kernels `c * V` (and biases `lr_multiplier * b`).
+    Each `SpectralNorm` constraint is dropped from its layer (from a
+    `ConstraintChain`, only the spectral part: your own constraints stay);
+    the kernel keeps its value, which has spectral norm 1 after any
+    optimizer step, so the layer computes as before. Nested models are
+    folded too, and a layer or model shared by several calls stays shared.
 
     The copy computes what `model` computes at inference
     (`training=False`), with the same layer names, dtype policies and
@@ -36,8 +38,7 @@ def fold(model):
     Raises:
         KerasNormTypeError: If `model` is not a Keras functional or
             Sequential model.
-        KerasNormValueError: If a `SpectralNormalization` wrapper in it is
-            not built.
+        KerasNormValueError: If a kerasnorm wrapper in it is not built.
 
     Example:
 
@@ -82,7 +83,7 @@ def _fold_model(model, adapter, copies: dict):
 def _fold_layer(layer, adapter, copies: dict, weights: list):
     if adapter.is_model(layer):
         return _fold_model(layer, adapter, copies)
-    if isinstance(layer, adapter.SpectralNormalization):
+    if isinstance(layer, KernelWrapperBase):
         # The plain layer keeps the name the model knew it by.
         copy = _plain_copy(layer.layer, adapter, name=layer.name)
         weights.append((copy, layer.folded_weights()))

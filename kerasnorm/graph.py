@@ -25,7 +25,8 @@ layer `dense`. Each node carries plain attributes:
 | `reaches_output` | an output of the node's role region is reached without     |
 |                  | passing another kernel layer (see `kerasnorm.roles`)        |
 | `region_input`   | an input of the outermost model of the node's role          |
-| `wrapped`        | the layer is already wrapped in `SpectralNormalization`     |
+| `wrapped`        | the class name of the kerasnorm wrapper around the layer    |
+|                  | (`"SpectralNormalization"`, `"EqualizedLR"`), or `None`     |
 | `ir`, `ir_node`  | the `ModelIR` holding the call and the call's name there    |
 
 The graph's own attributes hold `model`, `adapter`, `ir` (the top
@@ -48,6 +49,7 @@ from kerasnorm.adapters import adapter_for
 from kerasnorm.errors import KerasNormTypeError
 from kerasnorm.ir import ModelIR, Ref, read_model
 from kerasnorm.layers.kernels import find_kernels
+from kerasnorm.layers.wrapper import KernelWrapperBase
 
 _ACTIVATION_LAYERS = {
     "ReLU": "relu",
@@ -173,7 +175,7 @@ def _add_model(
 def _add_node(graph, gid: str, node, ir: ModelIR, scope) -> None:
     adapter = graph.graph["adapter"]
     # A layer already wrapped by kerasnorm is seen as the layer it wraps.
-    wrapped = isinstance(node.op, adapter.SpectralNormalization)
+    wrapped = isinstance(node.op, KernelWrapperBase)
     layer = node.op.layer if wrapped else node.op
     kernels = () if node.is_input else find_kernels(layer, adapter)
     graph.add_node(
@@ -188,7 +190,7 @@ def _add_node(graph, gid: str, node, ir: ModelIR, scope) -> None:
         outputs=node.outputs,
         activation=_activation_of(layer, kernels),
         kernels=kernels,
-        wrapped=wrapped,
+        wrapped=type(node.op).__name__ if wrapped else None,
         role=None,
         reaches_output=False,
         region_input=False,

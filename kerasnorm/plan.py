@@ -72,10 +72,12 @@ class KernelStatus:
         node: The graph node of the layer's first call.
         layer: The layer's name.
         kernel: The `kerasnorm.layers.kernels.Kernel`.
-        status: `"normalized"` (this plan normalizes it), `"already
-            normalized"` (it has a SpectralNorm constraint or wrapper),
-            `"skipped"` (a rule chose it but it cannot be normalized; see
-            `reason`) or `"not selected"` (no rule chose it).
+        status: `"normalized"` (this plan normalizes it), `"rescaled"`
+            (this plan equalizes its learning rate), `"already normalized"`
+            (it has a SpectralNorm constraint or wrapper), `"already
+            rescaled"` (it is in an EqualizedLR wrapper), `"skipped"` (a
+            rule chose it but it cannot be changed; see `reason`) or `"not
+            selected"` (no rule chose it).
         reason: The rule, or why the kernel is left as it is.
     """
 
@@ -134,7 +136,8 @@ class Plan:
             op = self.graph.nodes[edit.node]["op"]
             for path in edit.kernels:
                 if edit.skipped is None:
-                    done[id(op), path] = ("normalized", f"rule {edit.rule!r}")
+                    status = edit.action.kernel_status
+                    done[id(op), path] = (status, f"rule {edit.rule!r}")
                 elif edit.blocked:
                     done.setdefault((id(op), path), ("skipped", edit.skipped))
         statuses, seen = [], set()
@@ -146,7 +149,9 @@ class Plan:
             for kernel in data["kernels"]:
                 status, reason = done.get((id(data["op"]), kernel.path), (None, None))
                 if status is None:
-                    if data["wrapped"] or is_spectral(constrained_by(kernel)):
+                    if data["wrapped"] == "EqualizedLR":
+                        status, reason = "already rescaled", "before this plan"
+                    elif data["wrapped"] or is_spectral(constrained_by(kernel)):
                         status, reason = "already normalized", "before this plan"
                     else:
                         role = data["role"] or "no role"
@@ -196,7 +201,9 @@ class Plan:
                 f"{kernels[name]} {name}"
                 for name in (
                     "normalized",
+                    "rescaled",
                     "already normalized",
+                    "already rescaled",
                     "skipped",
                     "not selected",
                 )

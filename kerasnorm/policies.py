@@ -7,6 +7,7 @@
 | `sngan`  | nothing                                     | SN on every kernel |
 | `sagan`  | SN on every kernel                          | SN on every kernel |
 | `biggan` | SN on every kernel but Embedding layers'    | SN on every kernel |
+| `equalized_lr` | equalized learning rate on every kernel | the same         |
 
 "SN on every kernel" covers every kernel of every layer of the role:
 convolutions and their transposes, depthwise and separable ones (both
@@ -14,6 +15,15 @@ kernels), Dense, Embedding, EinsumDense, MultiHeadAttention's four
 projections, RNN kernels and recurrent kernels, inside Bidirectional and
 TimeDistributed too, and the kernels of your own layers (see
 `kerasnorm.layers.kernels`); the plan lists any it cannot normalize.
+`equalized_lr` is ProGAN's section 4.1, on every layer with a kernel
+whatever its role, with `gain=1` on the layers that reach an output without
+another kernel layer (linear output layers, as in ProGAN's code) and
+`sqrt(2)` elsewhere. ProGAN's whole section 4 on a generator is
+`["progan", "equalized_lr"]`. A layer takes one layer action, the first
+rule's: with `["sngan", "equalized_lr"]` the plan lists equalized learning
+rate as skipped on layers SN took (spectral normalization of `c * V` is
+that of `V`: the constant cancels).
+
 `register_policy` adds your own; a list of names applies several.
 """
 
@@ -21,7 +31,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kerasnorm.actions import InsertPixelNorm, SpectralNormalize
+from kerasnorm.actions import (
+    EqualizeLearningRate,
+    InsertPixelNorm,
+    SpectralNormalize,
+)
 from kerasnorm.errors import KerasNormTypeError, KerasNormValueError
 from kerasnorm.roles import DISCRIMINATOR, GENERATOR
 from kerasnorm.rules import Rule
@@ -122,5 +136,20 @@ register_policy(
             GENERATOR, "biggan: generator kernels", exclude=layer_type("Embedding")
         ),
         _spectral(DISCRIMINATOR, "biggan: discriminator kernels"),
+    ],
+)
+register_policy(
+    "equalized_lr",
+    [
+        Rule(
+            has_kernel() & reaches_output(),
+            EqualizeLearningRate(gain=1.0),
+            "equalized_lr: output layers",
+        ),
+        Rule(
+            has_kernel() & ~reaches_output(),
+            EqualizeLearningRate(),
+            "equalized_lr: hidden layers",
+        ),
     ],
 )

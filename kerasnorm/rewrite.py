@@ -10,8 +10,8 @@ The steps, for the top model and every nested model (innermost first):
    rebuilt as a Sequential from its layers).
 
 Then every clone gets its original's weights, variable by variable (no
-numpy copy), and wrappers converge their tracked vectors on the copied
-kernels.
+numpy copy; a wrapper stores them as it keeps them), and the constraints'
+states are created.
 """
 
 from __future__ import annotations
@@ -21,12 +21,7 @@ import inspect
 
 import keras
 
-from kerasnorm.actions import (
-    ConstrainKernel,
-    WrapSpectral,
-    constraint_groups,
-    is_spectral,
-)
+from kerasnorm.actions import ConstrainKernel, constraint_groups, is_spectral
 from kerasnorm.errors import KerasNormTypeError, KerasNormValueError
 from kerasnorm.ir import ModelIR, Node, Ref, map_refs
 from kerasnorm.layers.kernels import (
@@ -35,6 +30,7 @@ from kerasnorm.layers.kernels import (
     find_kernels,
     set_config_value,
 )
+from kerasnorm.layers.wrapper import KernelWrapperBase
 from kerasnorm.plan import Plan
 
 
@@ -144,7 +140,7 @@ class _Rewriter:
                 continue
             args, kwargs = map_refs((node.args, node.kwargs), tensors.__getitem__)
             op = self._op_for(node)
-            if isinstance(op, self.adapter.SpectralNormalization):
+            if isinstance(op, KernelWrapperBase):
                 args, kwargs = _inputs_by_keyword(op.layer, args, kwargs)
             outputs = op(*args, **kwargs)
             for index, tensor in enumerate(keras.tree.flatten(outputs)):
@@ -227,13 +223,11 @@ class _Rewriter:
                 "keras.saving.register_keras_serializable(), or keep the layer "
                 "out of the model you rewrite."
             ) from error
-        if isinstance(action, WrapSpectral):
+        if hasattr(action, "wrap"):
             # The wrapper finds the kernels of a built layer.
             self.adapter.build_like(clone, op)
             # The wrapper computes as the layer it wraps (mixed precision).
-            clone = self.adapter.SpectralNormalization(
-                clone, name=op.name, dtype=op.dtype_policy, **action.options
-            )
+            clone = action.wrap(self.adapter, clone, op.name, op.dtype_policy)
         return clone
 
 
@@ -279,8 +273,13 @@ def _unique(base: str, taken: set[str]) -> str:
 
 
 def _copy_weights(original, clone, adapter) -> None:
-    """Assigns each weight of `original` to the matching weight of `clone`."""
-    target = clone.layer if _is_new_wrapper(original, clone) else clone
+    """Assigns each weight of `original` to the matching weight of `clone`.
+
+    A clone the plan wrapped takes them through its wrapper, which stores
+    them as it keeps them (`KernelWrapperBase.adopt`).
+    """
+    wrapped = _is_new_wrapper(original, clone)
+    target = clone.layer if wrapped else clone
     sources = getattr(original, "weights", [])
     targets = getattr(target, "weights", [])
     if len(sources) != len(targets) or any(
@@ -292,6 +291,9 @@ def _copy_weights(original, clone, adapter) -> None:
             f"{[tuple(s.shape) for s in sources]}. The layer's get_config() does "
             "not describe it fully."
         )
+    if wrapped:
+        clone.adopt(original)
+        return
     for source, destination in zip(sources, targets, strict=True):
         adapter.copy_weight(source, destination)
 

@@ -152,7 +152,8 @@ def test_a_layer_is_not_a_model(adapter):
     [
         (
             {"policy": "sngam"},
-            "Unknown policy 'sngam'. Expected one of: biggan, progan, sagan, sngan",
+            "Unknown policy 'sngam'. Expected one of: biggan, equalized_lr, progan, "
+            "sagan, sngan",
         ),
         ({"policy": "sngan", "role": "critic"}, "Unknown role 'critic'"),
         ({"policy": "sngan", "mode": "fold"}, "Unknown mode 'fold'"),

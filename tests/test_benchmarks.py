@@ -54,6 +54,8 @@ def test_tiny_run_writes_finite_positive_results(tmp_path):
         "sigma_accuracy",
         "rewrite_cost",
         "memory",
+        "backends",
+        "equalized_lr",
     }
     assert {"CPU", "cores", "TensorFlow", "Keras 3", "tf-keras"} <= set(
         results["machine"]
@@ -65,8 +67,9 @@ def test_tiny_run_writes_finite_positive_results(tmp_path):
         assert section["targets"], key
         for target in section["targets"]:
             assert target["measured"] is None or target["measured"] > 0, target
-    timings = results["sections"]["sn_cost"]["data"]["keras3"]["median_ms"]
+    timings = results["sections"]["sn_cost"]["data"]["keras3, batch 4"]["median_ms"]
     assert all(value > 0 for value in timings.values())
     page = docs_path.read_text()
     assert page.startswith("# Benchmarks")
     assert "## Machine" in page and "## 5. Peak memory" in page
+    assert "## 7. Equalized learning rate" in page

@@ -61,7 +61,7 @@ def _spectral_states(model, adapter):
     states = []
     for layer in model.layers:
         if isinstance(layer, adapter.SpectralNormalization):
-            states += [state for _, state in layer._kernels]
+            states += list(layer._states)
         constraint = getattr(layer, "kernel_constraint", None)
         if isinstance(constraint, adapter.SpectralNorm):
             states += [state for _, state, _ in constraint._states.values()]

@@ -111,6 +111,30 @@ def test_keras_files_and_fold_keep_the_outputs(mode, tmp_path):
     )
 
 
+def test_equalized_lr_keeps_the_function_and_scales_sgd_steps(tmp_path):
+    keras.utils.set_random_seed(0)
+    original = build_discriminator(keras)
+    model = kerasnorm.apply_normalization(original, "equalized_lr")
+    images, _ = _data(8)
+    expected = original.predict(images, verbose=0)
+    assert np.allclose(model.predict(images, verbose=0), expected, atol=1e-5)
+    # One SGD step on the same batch: the effective kernel moves c**2 times
+    # as far as the plain model's.
+    before = kerasnorm.fold(model).get_weights()
+    _fit(model, steps=1, learning_rate=1e-3)
+    _fit(original, steps=1, learning_rate=1e-3)
+    after = kerasnorm.fold(model).get_weights()
+    c = model.get_layer("conv1").coefficients()["kernel"]
+    moved = original.get_layer("conv1").kernel.numpy() - before[0]
+    assert np.allclose(after[0] - before[0], c**2 * moved, rtol=1e-3, atol=1e-7)
+    assert np.abs(moved).max() > 1e-4
+    model.save(tmp_path / "d.keras")
+    loaded = keras.models.load_model(tmp_path / "d.keras")
+    now = model.predict(images, verbose=0)
+    assert np.allclose(loaded.predict(images, verbose=0), now, atol=1e-6)
+    assert np.allclose(kerasnorm.fold(model).predict(images, verbose=0), now, atol=1e-5)
+
+
 def test_the_monitor_logs_sigma_and_writes_tensorboard_scalars(tmp_path):
     model = kerasnorm.apply_normalization(build_discriminator(keras), "sngan")
     images, scores = _data(16)

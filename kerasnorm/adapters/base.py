@@ -45,7 +45,8 @@ class Adapter(abc.ABC):
         layers: Its `layers` namespace.
         PixelNorm: kerasnorm's PixelNorm layer class for this Keras.
         SpectralNorm: kerasnorm's SpectralNorm constraint class.
-        SpectralNormalization: kerasnorm's wrapper class.
+        SpectralNormalization: kerasnorm's spectral normalization wrapper.
+        EqualizedLR: kerasnorm's equalized learning rate wrapper.
         ConstraintChain: kerasnorm's constraint composition class.
     """
 
@@ -55,6 +56,7 @@ class Adapter(abc.ABC):
     PixelNorm: type
     SpectralNorm: type
     SpectralNormalization: type
+    EqualizedLR: type
     ConstraintChain: type
 
     @abc.abstractmethod

@@ -27,6 +27,7 @@ from keras.src.models.functional import Functional
 from kerasnorm.adapters.base import Adapter, GraphView
 from kerasnorm.ir import TensorInfo
 from kerasnorm.layers.constraint_chain import ConstraintChainBase
+from kerasnorm.layers.equalized_lr import EqualizedLRBase
 from kerasnorm.layers.pixel_norm import PixelNormBase
 from kerasnorm.layers.spectral_norm import SpectralNormBase
 from kerasnorm.layers.spectral_normalization import SpectralNormalizationBase
@@ -203,9 +204,9 @@ class SpectralNorm(SpectralNormBase, keras.constraints.Constraint):
     _adapter = ADAPTER
 
 
-@keras.saving.register_keras_serializable(package="kerasnorm")
-class SpectralNormalization(SpectralNormalizationBase, keras.layers.Wrapper):
-    __doc__ = SpectralNormalizationBase.__doc__
+class _KernelWrapper(keras.layers.Wrapper):
+    """Keras 3's side of kerasnorm's wrappers (`KernelWrapperBase`)."""
+
     _adapter = ADAPTER
 
     # Keras 3 passes `training` only to a call that names it, and builds a
@@ -219,6 +220,16 @@ class SpectralNormalization(SpectralNormalizationBase, keras.layers.Wrapper):
 
 
 @keras.saving.register_keras_serializable(package="kerasnorm")
+class SpectralNormalization(SpectralNormalizationBase, _KernelWrapper):
+    __doc__ = SpectralNormalizationBase.__doc__
+
+
+@keras.saving.register_keras_serializable(package="kerasnorm")
+class EqualizedLR(EqualizedLRBase, _KernelWrapper):
+    __doc__ = EqualizedLRBase.__doc__
+
+
+@keras.saving.register_keras_serializable(package="kerasnorm")
 class ConstraintChain(ConstraintChainBase, keras.constraints.Constraint):
     __doc__ = ConstraintChainBase.__doc__
     _adapter = ADAPTER
@@ -228,3 +239,4 @@ ADAPTER.ConstraintChain = ConstraintChain
 ADAPTER.PixelNorm = PixelNorm
 ADAPTER.SpectralNorm = SpectralNorm
 ADAPTER.SpectralNormalization = SpectralNormalization
+ADAPTER.EqualizedLR = EqualizedLR

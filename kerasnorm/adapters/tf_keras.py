@@ -21,6 +21,7 @@ from tf_keras.src.mixed_precision.autocast_variable import enable_auto_cast_vari
 from kerasnorm.adapters.base import Adapter, GraphView
 from kerasnorm.ir import TensorInfo
 from kerasnorm.layers.constraint_chain import ConstraintChainBase
+from kerasnorm.layers.equalized_lr import EqualizedLRBase
 from kerasnorm.layers.pixel_norm import PixelNormBase
 from kerasnorm.layers.spectral_norm import SpectralNormBase
 from kerasnorm.layers.spectral_normalization import SpectralNormalizationBase
@@ -181,9 +182,9 @@ class SpectralNorm(SpectralNormBase, tf_keras.constraints.Constraint):
     _adapter = ADAPTER
 
 
-@tf_keras.saving.register_keras_serializable(package="kerasnorm")
-class SpectralNormalization(SpectralNormalizationBase, tf_keras.layers.Wrapper):
-    __doc__ = SpectralNormalizationBase.__doc__
+class _KernelWrapper(tf_keras.layers.Wrapper):
+    """tf-keras's side of kerasnorm's wrappers (`KernelWrapperBase`)."""
+
     _adapter = ADAPTER
 
     # tf-keras passes `training` and `mask` to a call taking **kwargs, and
@@ -193,6 +194,16 @@ class SpectralNormalization(SpectralNormalizationBase, tf_keras.layers.Wrapper):
         training = kwargs.pop("training", None)
         mask = kwargs.pop("mask", None)
         return self._wrapped_call((inputs, *args), kwargs, training, mask)
+
+
+@tf_keras.saving.register_keras_serializable(package="kerasnorm")
+class SpectralNormalization(SpectralNormalizationBase, _KernelWrapper):
+    __doc__ = SpectralNormalizationBase.__doc__
+
+
+@tf_keras.saving.register_keras_serializable(package="kerasnorm")
+class EqualizedLR(EqualizedLRBase, _KernelWrapper):
+    __doc__ = EqualizedLRBase.__doc__
 
 
 @tf_keras.saving.register_keras_serializable(package="kerasnorm")
@@ -210,3 +221,4 @@ ADAPTER.ConstraintChain = ConstraintChain
 ADAPTER.PixelNorm = PixelNorm
 ADAPTER.SpectralNorm = SpectralNorm
 ADAPTER.SpectralNormalization = SpectralNormalization
+ADAPTER.EqualizedLR = EqualizedLR

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import inspect
 import re
 
 from keras import ops
 
-from kerasnorm.errors import KerasNormValueError
-from kerasnorm.layers.kernels import find_kernels
 from kerasnorm.layers.tracking import Tracking, work_dtype
+from kerasnorm.layers.wrapper import KernelWrapperBase
 from kerasnorm.ops import layouts
 from kerasnorm.ops import sigma as sigma_ops
 
 
-class SpectralNormalizationBase:
+class SpectralNormalizationBase(KernelWrapperBase):
     """Wraps a layer so that its kernels are used as `W / sigma(W)`.
 
     The reparametrization of SNGAN (Algorithm 1): the wrapped layer computes
@@ -73,6 +71,8 @@ class SpectralNormalizationBase:
         Networks", ICLR 2018.
     """
 
+    _verb = "normalize"
+
     def __init__(
         self,
         layer,
@@ -85,51 +85,10 @@ class SpectralNormalizationBase:
     ):
         super().__init__(layer, **kwargs)
         self.tracking = Tracking(n_iter, tol, max_iter, block_size, eps)
-        self.supports_masking = True
-        parameters = inspect.signature(layer.call).parameters
-        takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
-        self._passes = {
-            name: name in parameters or takes_any for name in ("training", "mask")
-        }
-        # (kernel, state) per kernel; None until the wrapped layer's
-        # kernels exist (a tf-keras MultiHeadAttention makes them at its
-        # first call).
-        self._kernels = None
+        self._states = []
 
-    def build(self, input_shape=None):
-        if not self.layer.built:
-            try:
-                self.layer.build(input_shape)
-            except TypeError as error:
-                raise KerasNormValueError(
-                    f"{type(self).__name__} cannot build {type(self.layer).__name__} "
-                    f"{self.layer.name!r} from the shape of its first input alone "
-                    f"({error}). Build the layer before wrapping it: call it once on "
-                    "its inputs, or use kerasnorm.apply_normalization(mode='reparam')."
-                ) from error
-        super().build(input_shape)
-        self._track_kernels()
-        if self._kernels is None and input_shape is not None:
-            # A layer that makes its kernels (or its sublayers') at its first call.
-            self._adapter.run_to_build(self.layer, input_shape)
-            self._track_kernels()
-        self.built = True
-
-    def _track_kernels(self) -> None:
-        """Finds the wrapped layer's kernels and creates their tracked vectors."""
-        kernels = find_kernels(self.layer, self._adapter)
-        if not kernels:
-            return
-        problems = [k for k in kernels if k.problem is not None]
-        if problems:
-            raise KerasNormValueError(
-                f"{type(self).__name__} cannot normalize "
-                + "; ".join(
-                    f"{k.path} of {self.layer.name!r}: {k.problem}" for k in problems
-                )
-                + "."
-            )
-        self._kernels = []
+    def _kernels_found(self, kernels) -> None:
+        """Creates each kernel's tracked vectors, empty."""
         for kernel in kernels:
             # Lifted out of a functional model's scratch graph, where a
             # tf-keras layer that makes its kernels at its first call is.
@@ -138,10 +97,11 @@ class SpectralNormalizationBase:
                     layouts.matrix_shape(kernel.shape, kernel.layout),
                     work_dtype(kernel.variable.dtype),
                 )
-            state = self._adapter.add_state_weight(
-                self, name=f"{_weight_name(kernel.path)}_vectors", value=empty
+            self._states.append(
+                self._adapter.add_state_weight(
+                    self, name=f"{_weight_name(kernel.path)}_vectors", value=empty
+                )
             )
-            self._kernels.append((kernel, state))
 
     def warm_start(self) -> None:
         """Recomputes the tracked singular vectors of the current kernels.
@@ -152,7 +112,7 @@ class SpectralNormalizationBase:
         `set_weights` on the inner layer) for an exact state at once; else
         the next training calls catch up by iterating longer.
         """
-        for kernel, state in self._kernels or ():
+        for kernel, state in zip(self._found or (), self._states, strict=True):
             state.assign(self._exact_state(kernel))
 
     def _exact_state(self, kernel):
@@ -161,155 +121,17 @@ class SpectralNormalizationBase:
             value = ops.cast(value, work_dtype(value.dtype))
             return self.tracking.warm_start(layouts.kernel_matrix(value, kernel.layout))
 
-    def _wrapped_call(self, args, kwargs, training=None, mask=None):
-        """The call, once each Keras's `call` has read `training` and `mask`."""
-        if self._kernels is None:
-            # The first call makes the kernels (tf-keras's lazily built
-            # layers); find them, then compute as usual.
-            self.layer(*args, **kwargs)
-            self._track_kernels()
-            if self._kernels is None:
-                raise KerasNormValueError(
-                    f"{type(self).__name__} cannot wrap layer {self.layer.name!r} "
-                    f"of type {type(self.layer).__name__}: it has no kernel to "
-                    "normalize (no trainable weight of rank 2 or more that is "
-                    "not a bias or a scale)."
-                )
-        if ops.is_tensor(training):
-            kernels = ops.cond(
-                training,
-                lambda: self._normalized_kernels(training=True),
-                lambda: self._normalized_kernels(training=False),
-            )
-        else:
-            kernels = self._normalized_kernels(training=bool(training))
-        substitutions = [
-            (kernel, value)
-            for (kernel, _), value in zip(self._kernels, kernels, strict=True)
-        ]
-        if self._passes["training"]:
-            kwargs["training"] = training
-        if mask is not None and self._passes["mask"]:
-            kwargs["mask"] = mask
-        with self._adapter.substitute(self.layer, substitutions):
-            return self.layer(*args, **kwargs)
+    def _substituted(self):
+        return list(self._found)
 
-    def compute_output_shape(self, *args, **kwargs):
-        return self.layer.compute_output_shape(*args, **kwargs)
-
-    def compute_output_spec(self, *args, **kwargs):
-        kwargs.pop("mask", None)
-        return self.layer.compute_output_spec(*args, **kwargs)
-
-    def compute_mask(self, inputs, mask=None):
-        return self.layer.compute_mask(inputs, mask)
-
-    def fold(self):
-        """A plain copy of the wrapped layer whose kernels are `W / sigma(W)`.
-
-        For export, like PyTorch's `remove_parametrizations(...,
-        leave_parametrized=True)`: the copy computes what the wrapper
-        computes at inference, without the wrapper.
-
-        Returns:
-            A new built layer of the wrapped layer's class and config.
-
-        Raises:
-            KerasNormValueError: If the wrapper is not built yet, or the
-                wrapped layer makes its weights at its first call (tf-keras's
-                MultiHeadAttention): fold the model holding it instead, with
-                `kerasnorm.fold(model)`.
-        """
-        weights = self.folded_weights()
-        layer = type(self.layer).from_config(self.layer.get_config())
-        layer.build_from_config(self.layer.get_build_config())
-        if len(layer.weights) != len(weights):
-            raise KerasNormValueError(
-                f"{type(self.layer).__name__} {self.layer.name!r} makes its "
-                "weights at its first call, so a copy cannot be built from its "
-                "config alone. Fold the model holding it: kerasnorm.fold(model)."
-            )
-        layer.set_weights(weights)
-        return layer
-
-    def folded_weights(self) -> list:
-        """The wrapped layer's weights, each kernel replaced by `W / sigma(W)`.
-
-        In the order of `self.layer.weights`, as numpy arrays: what
-        `set_weights` on a plain copy of the wrapped layer takes.
-
-        Raises:
-            KerasNormValueError: If the wrapper is not built yet.
-        """
-        self._check_built("folding it")
-        folded = {
-            id(kernel.variable): value
-            for (kernel, _), value in zip(
-                self._kernels, self._normalized_kernels(training=False), strict=True
-            )
-        }
-        return [
-            ops.convert_to_numpy(folded.get(id(weight), weight))
-            for weight in self.layer.weights
-        ]
-
-    def effective_kernels(self) -> dict:
-        """The kernels the wrapped layer computes with at inference, `W / sigma(W)`.
-
-        Sigma comes from the tracked singular vectors as they are: nothing
-        is updated, so reading the kernels changes no variable and returns
-        what a call with `training=False` uses. To see their spectral norm,
-        take each one's matrix view (`kerasnorm.ops.layouts.kernel_matrix`
-        in the kernel's layout, `kerasnorm.layers.kernels.find_kernels`).
-
-        Returns:
-            Each normalized kernel, in the kernel variable's dtype, by its
-            path in the wrapped layer: `"kernel"`; `"depthwise_kernel"` for a
-            depthwise convolution (on both Kerases, though Keras 3 calls the
-            attribute `kernel`); `"depthwise_kernel"` and
-            `"pointwise_kernel"` for a separable one; `"embeddings"` for an
-            Embedding; `"lstm_cell/kernel"` and `"lstm_cell/recurrent_kernel"`
-            for an LSTM; `"query/kernel"` ... `"attention_output/kernel"`
-            for a MultiHeadAttention.
-
-        Raises:
-            KerasNormValueError: If the wrapper is not built yet.
-
-        Example:
-
-        >>> dense = kerasnorm.SpectralNormalization(keras.layers.Dense(3))
-        >>> dense.build((None, 5))
-        >>> kernel = dense.effective_kernels()["kernel"]
-        >>> round(float(np.linalg.norm(kernel.numpy(), 2)), 4)
-        1.0
-        """
-        self._check_built("reading its kernels")
-        values = self._normalized_kernels(training=False)
-        return {
-            kernel.path: value
-            for (kernel, _), value in zip(self._kernels, values, strict=True)
-        }
-
-    def kernels(self) -> tuple:
-        """The `kerasnorm.layers.kernels.Kernel` records of the wrapped kernels."""
-        self._check_built("listing its kernels")
-        return tuple(kernel for kernel, _ in self._kernels)
-
-    def _check_built(self, doing: str) -> None:
-        if not self.built or self._kernels is None:
-            raise KerasNormValueError(
-                f"{type(self).__name__} {self.name!r} is not built yet: call it "
-                f"on an input once before {doing}."
-            )
-
-    def _normalized_kernels(self, training: bool) -> list:
+    def _values(self, training: bool) -> list:
         """Each kernel as `W / sigma(W)`, differentiable in W with u, v fixed.
 
         With `training`, the tracked vectors are first updated and saved;
         otherwise they are used as they are.
         """
         normalized = []
-        for kernel, state in self._kernels:
+        for kernel, state in zip(self._found, self._states, strict=True):
             value = self._adapter.read_master(kernel.variable)
             value = ops.cast(value, work_dtype(value.dtype))
             # The tracked vectors are constants to the gradient: a tape

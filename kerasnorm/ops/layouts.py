@@ -128,6 +128,21 @@ def matrix_shape(kernel_shape, layout: str = "dense") -> tuple[int, int]:
     return math.prod(shape[a] for a in rows), math.prod(shape[a] for a in cols)
 
 
+def fan_in(kernel_shape, layout: str = "dense") -> int:
+    """How many inputs each output unit of a kernel sees: its matrix view's rows.
+
+    `kh * kw * in` for a Conv2D kernel, transposed or not (the kernel's size
+    divided by its output channels); `kh * kw` for a depthwise kernel, each
+    of whose outputs reads one input channel.
+
+    Example:
+
+    >>> fan_in((3, 3, 16, 8), "transpose")  # (kh, kw, out, in): 3 * 3 * 8
+    72
+    """
+    return matrix_shape(kernel_shape, layout)[0]
+
+
 def kernel_matrix(kernel: Tensor, layout: str = "dense") -> Tensor:
     """The 2-D matrix whose largest singular value is the kernel's sigma.
 
