@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from benchmarks import (
     backends,
+    equalized_lr,
     machine,
     memory,
     pixel_norm,
@@ -38,6 +39,7 @@ SECTIONS = {
     "rewrite_cost": rewrite_cost,
     "memory": memory,
     "backends": backends,
+    "equalized_lr": equalized_lr,
 }
 DOCS_COMMAND = "TF_CPP_MIN_LOG_LEVEL=3 python -m benchmarks"
 

@@ -39,6 +39,8 @@ class Config:
         memory_model: The model of the memory section's rewrite: an
             application name, or `"chain"` (the longest chain).
         memory_steps: Train steps of the memory section's training run.
+        gan_steps: Steps of the demo's GAN trained with and without
+            equalized learning rate.
     """
 
     mode: str
@@ -63,6 +65,7 @@ class Config:
     insertion_runs: int
     memory_model: str
     memory_steps: int
+    gan_steps: int
 
 
 FULL = Config(
@@ -102,6 +105,7 @@ FULL = Config(
     insertion_runs=5,
     memory_model="ResNet50",
     memory_steps=100,
+    gan_steps=400,
 )
 
 QUICK = Config(
@@ -130,6 +134,7 @@ QUICK = Config(
     insertion_runs=2,
     memory_model="chain",
     memory_steps=20,
+    gan_steps=60,
 )
 
 TINY = Config(
@@ -155,6 +160,7 @@ TINY = Config(
     insertion_runs=1,
     memory_model="chain",
     memory_steps=3,
+    gan_steps=4,
 )
 
 CONFIGS = {config.mode: config for config in (FULL, QUICK, TINY)}
