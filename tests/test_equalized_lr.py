@@ -270,3 +270,37 @@ def test_config_round_trip_and_bad_options(adapter):
         kerasnorm.EqualizeLearningRate(lr_multiplier="fast")
     with pytest.raises(KerasNormValueError, match="coefficients"):
         adapter.EqualizedLR(adapter.layers.Dense(3)).coefficients()
+
+
+@pytest.mark.parametrize("name", ["LSTM", "MultiHeadAttention", "Embedding"])
+def test_composite_layers_keep_the_function_with_a_multiplier(adapter, name):
+    layers = adapter.layers
+    if name == "LSTM":
+        layer, args = layers.LSTM(4), (np.random.normal(size=(2, 5, 3)),)
+    elif name == "MultiHeadAttention":
+        layer = layers.MultiHeadAttention(num_heads=2, key_dim=3)
+        sequence = np.random.normal(size=(2, 5, 6))
+        args = (sequence, sequence)
+    else:
+        layer, args = layers.Embedding(10, 4), (np.array([[1, 2, 9]]),)
+    args = tuple(
+        np.asarray(a, "int32" if a.dtype.kind == "i" else "float32") for a in args
+    )
+    expected = np.asarray(layer(*args))
+    wrapper = adapter.EqualizedLR(layer, lr_multiplier=0.1)
+    np.testing.assert_allclose(wrapper(*args), expected, rtol=1e-4, atol=1e-5)
+    scales = wrapper.coefficients()
+    kernels = [k.path for k in wrapper.kernels()]
+    biases = set(scales) - set(kernels)
+    assert bool(biases) == (name != "Embedding")  # an Embedding has none
+    assert all(scales[path] == 0.1 for path in biases)
+    folded = wrapper.fold() if name != "MultiHeadAttention" else None
+    if folded is not None:
+        np.testing.assert_allclose(folded(*args), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_the_plan_picture_shows_the_rescaled_layers(adapter, tmp_path):
+    plan = kerasnorm.plan(build_discriminator(adapter.keras), "equalized_lr")
+    path = plan.plot(tmp_path / "plan.svg")
+    text = path.read_text()
+    assert text.count("equalized learning rate") == len(plan.changes) == 3
