@@ -114,7 +114,8 @@ class EqualizedLRBase(KernelWrapperBase):
         fan_in = layouts.fan_in(kernel.shape, kernel.layout)
         return self.gain * self.lr_multiplier / math.sqrt(fan_in)
 
-    def _adopted(self) -> None:
+    def adopt(self, source) -> None:
+        super().adopt(source)
         self._store()
 
     def _store(self) -> None:
@@ -128,7 +129,8 @@ class EqualizedLRBase(KernelWrapperBase):
                     # keras.utils.set_random_seed seeds on every backend.
                     drawn = np.random.standard_normal(tuple(variable.shape))
                     value = ops.cast(
-                        drawn / self.lr_multiplier, _master_dtype(variable)
+                        drawn / self.lr_multiplier,
+                        keras.backend.standardize_dtype(variable.dtype),
                     )
                 else:
                     value = self._adapter.read_master(variable) / scale
@@ -176,7 +178,3 @@ def _biases(kernels) -> list[Kernel]:
             )
         )
     return found
-
-
-def _master_dtype(variable) -> str:
-    return keras.backend.standardize_dtype(variable.dtype)

@@ -12,6 +12,7 @@ and creates any state it keeps per kernel (`_kernels_found`).
 
 from __future__ import annotations
 
+import abc
 import inspect
 
 from keras import ops
@@ -20,7 +21,7 @@ from kerasnorm.errors import KerasNormValueError
 from kerasnorm.layers.kernels import Kernel, find_kernels
 
 
-class KernelWrapperBase:
+class KernelWrapperBase(abc.ABC):
     """Wraps a layer so that it computes with its kernels transformed.
 
     Every kernel of the wrapped layer is found (see
@@ -45,14 +46,15 @@ class KernelWrapperBase:
         # MultiHeadAttention makes them at its first call).
         self._found = None
 
+    @abc.abstractmethod
     def _kernels_found(self, kernels: list[Kernel]) -> None:
         """Called once the wrapped layer's kernels exist, before any call."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _substituted(self) -> list[Kernel]:
         """The records of the weights the wrapper replaces, kernels first."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _values(self, training: bool) -> list:
         """The tensors the wrapped layer computes with in their place.
 
@@ -63,7 +65,6 @@ class KernelWrapperBase:
             One tensor per record of `_substituted`, in that order, of the
             variable's dtype and shape.
         """
-        raise NotImplementedError
 
     def build(self, input_shape=None):
         if not self.layer.built:
@@ -144,18 +145,14 @@ class KernelWrapperBase:
         """Takes the weights of `source`, a plain layer like the wrapped one.
 
         What the rewrite calls to carry a model's weights into its wrapped
-        clone: they are assigned to the wrapped layer's variables, then
-        stored as this wrapper keeps them (see `_adopted`).
+        clone: they are assigned to the wrapped layer's variables (a
+        wrapper that stores them otherwise converts them after this).
 
         Args:
             source: A layer of the wrapped layer's class and config.
         """
         for weight, value in zip(self.layer.weights, source.weights, strict=True):
             self._adapter.copy_weight(value, weight)
-        self._adopted()
-
-    def _adopted(self) -> None:
-        """Called after `adopt` assigned plain weights to the wrapped layer."""
 
     def fold(self):
         """A plain copy of the wrapped layer computing what the wrapper computes.
