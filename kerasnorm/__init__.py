@@ -27,6 +27,7 @@ from kerasnorm.errors import (
 )
 from kerasnorm.export import fold
 from kerasnorm.graph import to_graph
+from kerasnorm.ops.operators import ConvGeometry
 from kerasnorm.plan import Edit, KernelStatus, Plan, plan
 from kerasnorm.policies import get_policy, register_policy, registered_policies
 from kerasnorm.rules import Rule
@@ -44,6 +45,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ConstrainKernel",
     "ConstraintChain",
+    "ConvGeometry",
     "Edit",
     "EqualizeLearningRate",
     "EqualizedLR",

@@ -28,7 +28,7 @@ import networkx as nx
 
 from kerasnorm.adapters import ADAPTERS
 from kerasnorm.errors import KerasNormTypeError, KerasNormValueError
-from kerasnorm.layers.kernels import constrained_by
+from kerasnorm.layers.kernels import constrained_by, conv_geometry
 from kerasnorm.layers.tracking import TRACKING_OPTIONS, Tracking, check_positive
 from kerasnorm.ops import layouts
 
@@ -91,7 +91,7 @@ def is_spectral(constraint) -> bool:
 class _SpectralAction(Action):
     per_layer = True
     kernel_status = "normalized"
-    allowed_options = frozenset({*TRACKING_OPTIONS, "sigma", "clip"})
+    allowed_options = frozenset({*TRACKING_OPTIONS, "sigma", "clip", "operator_norm"})
 
     def __init__(self, **options: Any):
         unknown = set(options) - self.allowed_options
@@ -101,7 +101,31 @@ class _SpectralAction(Action):
                 f"{', '.join(sorted(self.allowed_options))}."
             )
         Tracking(**{k: v for k, v in options.items() if k in TRACKING_OPTIONS})
+        operator_norm = options.get("operator_norm", False)
+        if not isinstance(operator_norm, bool):
+            raise KerasNormTypeError(
+                f"`operator_norm` must be True or False. Received: {operator_norm!r}"
+            )
         self.options = options
+
+    @property
+    def operator_norm(self) -> bool:
+        """Whether convolutions are normalized by their operator norm."""
+        return self.options.get("operator_norm", False)
+
+    def geometry(self, graph: nx.DiGraph, node: str, kernel):
+        """The convolution geometry `kernel` is normalized on, or None.
+
+        None without `operator_norm`, or for a kernel whose matrix view is
+        its operator (Dense, Embedding...).
+
+        Raises:
+            KerasNormValueError: Why the operator norm of `kernel` cannot be
+                computed.
+        """
+        if not self.operator_norm:
+            return None
+        return conv_geometry(kernel, layer_input_shape(graph, node))
 
     def skip_reason(self, graph, node):
         data = graph.nodes[node]
@@ -134,7 +158,20 @@ class _SpectralAction(Action):
         return targets, blocked
 
     def _blocked_reason(self, graph, node, kernel) -> str | None:
+        try:
+            self.geometry(graph, node, kernel)
+        except KerasNormValueError as error:
+            return f"operator norm: {error}"
         return None
+
+    def _operator_text(self, graph, node, kernel) -> str:
+        try:
+            geometry = self.geometry(graph, node, kernel)
+        except KerasNormValueError:
+            return ""  # the plan gives the reason as the skip's
+        if geometry is None:
+            return ""
+        return f" (operator norm on input {geometry.input_shape})"
 
     def get_config(self):
         return dict(self.options)
@@ -161,7 +198,7 @@ class ConstrainKernel(_SpectralAction):
 
     def _blocked_reason(self, graph, node, kernel):
         if kernel.constraint_key is not None:
-            return None
+            return super()._blocked_reason(graph, node, kernel)
         return (
             "no constraint argument of the layer reaches it (the layer makes it "
             "itself); use mode='reparam', or give the layer a constraint "
@@ -192,6 +229,7 @@ class ConstrainKernel(_SpectralAction):
         for kernel in kernels:
             existing = constrained_by(kernel)
             text = f"SpectralNorm on {kernel.path}"
+            text += self._operator_text(graph, node, kernel)
             if existing is not None:
                 text += f" (after existing {type(existing).__name__})"
             if kernel.assumed_layout:
@@ -199,13 +237,22 @@ class ConstrainKernel(_SpectralAction):
             parts.append(text)
         return "; ".join(parts)
 
-    def constraint_for(self, adapter, kernels, existing):
-        """The constraint the rewritten layer gets for `kernels`, one config key's."""
+    def constraint_for(self, adapter, kernels, existing, geometry=None):
+        """The constraint the rewritten layer gets for `kernels`, one config key's.
+
+        Args:
+            adapter: The model's adapter.
+            kernels: The kernels one constraint argument reaches.
+            existing: The constraint the layer has there already, or None.
+            geometry: The convolution's `ConvGeometry`, for its operator
+                norm (see `geometry`), or None.
+        """
         layouts = {kernel.owner: kernel.layout for kernel in kernels}
         layout = next(iter(layouts.values()))
         if len(set(layouts.values())) > 1:
             layout = layouts
-        spectral = adapter.SpectralNorm(layout=layout, **self.options)
+        options = {k: v for k, v in self.options.items() if k != "operator_norm"}
+        spectral = adapter.SpectralNorm(layout=layout, geometry=geometry, **options)
         if existing is None:
             return spectral
         return adapter.ConstraintChain([existing, spectral])
@@ -223,7 +270,7 @@ class WrapSpectral(_SpectralAction):
             `max_iter`, `block_size`, `eps`).
     """
 
-    allowed_options = frozenset(TRACKING_OPTIONS)
+    allowed_options = frozenset({*TRACKING_OPTIONS, "operator_norm"})
 
     def split(self, graph, node):
         targets, blocked = super().split(graph, node)
@@ -248,6 +295,8 @@ class WrapSpectral(_SpectralAction):
         text = "wrap in SpectralNormalization"
         if len(kernels) > 1 or assumed:
             text += f" ({', '.join(k.path for k in kernels)})"
+        if kernels:
+            text += self._operator_text(graph, node, kernels[0])
         if assumed:
             text += f"; {', '.join(assumed)} read as (..., in, out)"
         return text
@@ -477,6 +526,40 @@ class InsertBefore(InsertAfter):
     """Inserts a layer of your own on each tensor input of the call."""
 
     position = "before"
+
+
+def layer_input_shape(graph: nx.DiGraph, node: str) -> tuple:
+    """The shape of the first input of the layer called at `node`.
+
+    Every call of the layer must see the same shape (batch aside), for one
+    constraint or wrapper serves them all.
+
+    Raises:
+        KerasNormValueError: If the layer's calls see different shapes.
+    """
+    calls = graph.graph.get("calls_of_op")
+    if calls is None:
+        calls = graph.graph["calls_of_op"] = {}
+        for each, data in graph.nodes(data=True):
+            calls.setdefault(id(data["op"]), []).append(each)
+    shapes = {
+        _first_input_shape(graph, each) for each in calls[id(graph.nodes[node]["op"])]
+    }
+    if len(shapes) > 1:
+        raise KerasNormValueError(
+            "the layer is called on inputs of shapes "
+            f"{', '.join(map(str, sorted(shapes, key=str)))}, and one "
+            "normalization serves every call"
+        )
+    (shape,) = shapes
+    return shape
+
+
+def _first_input_shape(graph: nx.DiGraph, node: str) -> tuple:
+    data = graph.nodes[node]
+    ir = data["ir"]
+    ref = ir.nodes[data["ir_node"]].refs()[0]
+    return (None, *ir.nodes[ref.node].outputs[ref.index].shape[1:])
 
 
 def dtype_policy_at(graph: nx.DiGraph, node: str):

@@ -58,7 +58,7 @@ class _Rewriter:
             data = graph.nodes[edit.node]
             if edit.action.per_layer:
                 kernels = [k for k in data["kernels"] if k.path in edit.kernels]
-                self.layer_edits[id(data["op"])] = (edit.action, kernels)
+                self.layer_edits[id(data["op"])] = (edit.action, kernels, edit.node)
             else:
                 key = (id(data["ir"]), data["ir_node"])
                 self.insertions.setdefault(key, []).append((edit.action, edit.node))
@@ -83,7 +83,7 @@ class _Rewriter:
         A constraint reaches a kernel through the layer's config; a custom
         layer may take the argument and still not pass it to the weight.
         """
-        action, planned = self.layer_edits.get(id(original), (None, ()))
+        action, planned, _ = self.layer_edits.get(id(original), (None, (), None))
         if not isinstance(action, ConstrainKernel):
             return
         got = {kernel.path: is_spectral(constrained_by(kernel)) for kernel in kernels}
@@ -195,7 +195,7 @@ class _Rewriter:
         return clone
 
     def _clone(self, op):
-        action, kernels = self.layer_edits.get(id(op), (None, ()))
+        action, kernels, node = self.layer_edits.get(id(op), (None, (), None))
         config = op.get_config()
         if isinstance(action, ConstrainKernel):
             constraints = self.adapter.keras.constraints
@@ -205,7 +205,10 @@ class _Rewriter:
                     existing = constraints.serialize(existing)
                 # A fresh copy of the user's constraint, chained before SN.
                 existing = None if existing is None else constraints.get(existing)
-                constraint = action.constraint_for(self.adapter, group, existing)
+                geometry = action.geometry(self.graph, node, group[0])
+                constraint = action.constraint_for(
+                    self.adapter, group, existing, geometry
+                )
                 # Nested layer configs are deserialized by Keras: give them
                 # the constraint's config, not the object.
                 set_config_value(

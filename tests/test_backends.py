@@ -20,6 +20,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 # Written against keras, keras.ops and tests/backend.py only.
 BACKEND_NEUTRAL = [
     "tests/test_ops_layouts.py",
+    "tests/test_ops_operators.py",
     "tests/test_ops_pixel_norm.py",
     "tests/test_ops_sigma.py",
     "tests/test_pixel_norm.py",

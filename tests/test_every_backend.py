@@ -21,6 +21,7 @@ import kerasnorm
 from kerasnorm import cli, demo
 from kerasnorm.callbacks import SpectralNormMonitor, normalized_sigmas
 from kerasnorm.demo import build_discriminator, build_generator
+from kerasnorm.ops.operators import ConvOperator
 
 MODES = ["constraint", "reparam"]
 
@@ -190,6 +191,29 @@ def test_a_constraint_given_by_hand_normalizes_in_fit():
     assert bool(said) == (NAME == "jax")
     kernel = keras.ops.convert_to_numpy(dense.kernel).astype("float64")
     assert abs(np.linalg.svd(kernel, compute_uv=False)[0] - 1) < 1e-5
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_operator_norm_holds_each_convolution_on_its_input(mode):
+    keras.utils.set_random_seed(0)
+    model = kerasnorm.apply_normalization(
+        build_discriminator(keras), "sngan", mode=mode, operator_norm=True
+    )
+    _fit(model)
+    if mode == "reparam":
+        model(_data(1)[0], training=True)  # tracked on the last update
+    for name in ("conv1", "conv2"):
+        layer = model.get_layer(name)
+        conv = getattr(layer, "layer", layer)
+        if mode == "reparam":
+            kernel = layer.effective_kernels()["kernel"]
+        else:
+            kernel = conv.kernel
+        geometry = kerasnorm.ConvGeometry.of_layer(conv, layer.input.shape)
+        operator = ConvOperator(kernel, "dense", geometry)
+        basis = np.eye(operator.shape[0], dtype="float32")
+        matrix = keras.ops.convert_to_numpy(operator.forward(basis)).astype("float64")
+        assert abs(np.linalg.svd(matrix, compute_uv=False)[0] - 1) < 1e-3
 
 
 def write_reference(path: pathlib.Path) -> None:

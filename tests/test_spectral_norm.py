@@ -227,6 +227,7 @@ def test_config_round_trip(adapter):
             "eps": 1e-12,
             "sigma": 0.5,
             "clip": True,
+            "geometry": None,
         }
     )
     restored = adapter.keras.constraints.deserialize(

@@ -29,7 +29,8 @@ import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
-from kerasnorm.ops import layouts
+from kerasnorm.errors import KerasNormValueError
+from kerasnorm.ops import layouts, operators
 
 # Weights that shift or scale activations (biases, normalization offsets
 # and scales, PReLU's slopes), however many axes they have: they never mix
@@ -350,6 +351,66 @@ _HANDLERS = (
     ({"SpectralNormalization"}, _keras_spectral_normalization),
     ({"Wrapper"}, _wrapper),
 )
+
+
+_CONVOLUTIONS = frozenset(
+    {
+        *(f"Conv{n}D" for n in (1, 2, 3)),
+        *(f"Conv{n}DTranspose" for n in (1, 2, 3)),
+        *(f"DepthwiseConv{n}D" for n in (1, 2)),
+        *(f"SeparableConv{n}D" for n in (1, 2)),
+    }
+)
+
+
+def conv_geometry(kernel: Kernel, input_shape) -> operators.ConvGeometry | None:
+    """Where the convolution `kernel` belongs to applies it, on `input_shape`.
+
+    The operator norm of a convolution depends on the shape of what it is
+    applied to; the largest singular value of its reshaped kernel does not
+    bound it (see `kerasnorm.ops.operators`).
+
+    Args:
+        kernel: A kernel of a built layer, from `find_kernels`.
+        input_shape: The shape of that layer's input, batch axis first.
+
+    Returns:
+        A `ConvGeometry` for a convolution's kernel (a separable
+        convolution's pointwise kernel is a 1x1 convolution on the
+        depthwise step's output), or None for a kernel whose matrix view is
+        the linear map it computes (Dense, Embedding, EinsumDense, attention
+        projections, recurrent kernels).
+
+    Raises:
+        KerasNormValueError: Where the operator is a convolution whose
+            norm kerasnorm cannot compute, saying why.
+    """
+    names = _keras_class_names(kernel.holder)
+    if not names & _CONVOLUTIONS:
+        if any("Conv" in name for name in names):
+            raise KerasNormValueError(
+                f"{kernel.path} belongs to a {type(kernel.holder).__name__}, a "
+                "convolution kerasnorm computes no operator norm for"
+            )
+        return None
+    if "/" in kernel.path:
+        raise KerasNormValueError(
+            f"{kernel.path} belongs to a convolution inside the layer, whose input "
+            "is not the layer's input"
+        )
+    shape = tuple(input_shape)[1:]
+    if None in shape:
+        raise KerasNormValueError(
+            f"the layer's input shape {tuple(input_shape)} has an unknown size other "
+            "than the batch, and a convolution's operator norm depends on it"
+        )
+    geometry = operators.ConvGeometry.of_layer(kernel.holder, shape)
+    if kernel.path != "pointwise_kernel":
+        return geometry
+    depthwise_output = operators.output_shape(
+        tuple(kernel.holder.depthwise_kernel.shape), "depthwise", geometry
+    )
+    return operators.ConvGeometry(depthwise_output, data_format=geometry.data_format)
 
 
 def _unknown(layer, adapter, place) -> Iterator[Kernel]:

@@ -8,7 +8,7 @@ from keras import ops
 
 from kerasnorm.errors import KerasNormTypeError, KerasNormValueError
 from kerasnorm.layers.tracking import Tracking, check_positive, work_dtype
-from kerasnorm.ops import layouts
+from kerasnorm.ops import layouts, operators
 
 
 def _check_layouts(layout):
@@ -21,6 +21,26 @@ def _check_layouts(layout):
             )
         return {name: layouts.check_layout(value) for name, value in layout.items()}
     return layouts.check_layout(layout)
+
+
+def _check_geometry(geometry, layout):
+    """`geometry` as a `ConvGeometry` (or None), for a layout it can serve."""
+    if geometry is None:
+        return None
+    if isinstance(geometry, dict):
+        geometry = operators.ConvGeometry.from_config(geometry)
+    if not isinstance(geometry, operators.ConvGeometry):
+        raise KerasNormTypeError(
+            "`geometry` must be a kerasnorm.ConvGeometry or its config. "
+            f"Received: geometry={geometry!r}"
+        )
+    if layout not in operators.CONV_LAYOUTS:
+        raise KerasNormValueError(
+            "A `geometry` says how a convolution applies its kernel: the layout "
+            f"must be one of {', '.join(operators.CONV_LAYOUTS)}. "
+            f"Received: layout={layout!r}"
+        )
+    return geometry
 
 
 class SpectralNormBase:
@@ -71,6 +91,14 @@ class SpectralNormBase:
             tightens it). Defaults to `False`.
         eps: A spectral norm at or below this counts as zero, and a zero
             kernel stays zero. Defaults to `1e-12`.
+        geometry: For a convolution's kernel, a `kerasnorm.ConvGeometry`
+            (the input shape the layer sees, its strides, padding,
+            dilation, data format): the constraint then holds the operator
+            norm of the convolution on that input, its Lipschitz constant,
+            instead of the reshaped kernel's largest singular value (see
+            `kerasnorm.ops.operators`). `apply_normalization(...,
+            operator_norm=True)` fills it from the model's graph. Defaults
+            to None.
 
     Example:
 
@@ -94,8 +122,10 @@ class SpectralNormBase:
         sigma: float = 1.0,
         clip: bool = False,
         eps: float = 1e-12,
+        geometry: operators.ConvGeometry | dict | None = None,
     ):
         self.layout = _check_layouts(layout)
+        self.geometry = _check_geometry(geometry, self.layout)
         self.tracking = Tracking(n_iter, tol, max_iter, block_size, eps)
         self.sigma = check_positive("sigma", sigma)
         self.clip = bool(clip)
@@ -127,11 +157,10 @@ class SpectralNormBase:
         work = ops.cast(kernel, work_dtype(dtype))
         if variable is None:
             # A plain tensor has nowhere to keep a state: solve it afresh.
-            matrix = layouts.kernel_matrix(work, self._layout_for(None))
-            estimate = self.tracking.solve(matrix)
+            estimate = self.tracking.solve(self._operand(work, self._layout_for(None)))
         else:
             state, layout = self._state_and_layout(variable)
-            matrix = layouts.kernel_matrix(work, layout)
+            matrix = self._operand(work, layout)
             if state is not None and self._adapter.carries(state):
                 estimate = self.tracking.step(matrix, self._adapter.read(state))
                 state.assign(estimate.state)
@@ -140,9 +169,7 @@ class SpectralNormBase:
                 start = (
                     self._adapter.read(state)
                     if state is not None
-                    else self.tracking.empty_state(
-                        tuple(matrix.shape), ops.dtype(matrix)
-                    )
+                    else self.tracking.empty_state(tuple(matrix.shape), ops.dtype(work))
                 )
                 estimate = self.tracking.step(matrix, start)
         return ops.cast(work * self._scale(estimate.sigma), dtype)
@@ -210,7 +237,7 @@ class SpectralNormBase:
         layout = self._layout_for(variable, owner)
         if self._adapter.stateless_training:
             # Solved now: a stateless step starts every time from it.
-            matrix = layouts.kernel_matrix(
+            matrix = self._operand(
                 ops.cast(
                     self._adapter.read_master(variable), work_dtype(variable.dtype)
                 ),
@@ -219,12 +246,24 @@ class SpectralNormBase:
             start = ops.convert_to_numpy(self.tracking.solve(matrix).state)
         else:
             start = self.tracking.empty_state(
-                layouts.matrix_shape(variable.shape, layout),
+                self._operand_shape(tuple(variable.shape), layout),
                 work_dtype(variable.dtype),
             )
         state = self._adapter.constraint_state(start)
         self._states[id(variable)] = (variable, state, layout)
         return state
+
+    def _operand(self, kernel, layout: str):
+        """What sigma is the largest singular value of: the kernel's matrix
+        view, or the convolution on its input shape."""
+        if self.geometry is None:
+            return layouts.kernel_matrix(kernel, layout)
+        return operators.ConvOperator(kernel, layout, self.geometry)
+
+    def _operand_shape(self, kernel_shape: tuple, layout: str) -> tuple[int, int]:
+        if self.geometry is None:
+            return layouts.matrix_shape(kernel_shape, layout)
+        return operators.operator_shape(kernel_shape, layout, self.geometry)
 
     def _layout_for(self, variable, owner: str | None = None) -> str:
         """The layout of `variable`, looked up by its owner for a dict layout."""
@@ -251,4 +290,5 @@ class SpectralNormBase:
             **self.tracking.get_config(),
             "sigma": self.sigma,
             "clip": self.clip,
+            "geometry": None if self.geometry is None else self.geometry.get_config(),
         }

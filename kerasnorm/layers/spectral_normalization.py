@@ -6,9 +6,11 @@ import re
 
 from keras import ops
 
+from kerasnorm.errors import KerasNormValueError
+from kerasnorm.layers.kernels import conv_geometry
 from kerasnorm.layers.tracking import Tracking, work_dtype
 from kerasnorm.layers.wrapper import KernelWrapperBase
-from kerasnorm.ops import layouts
+from kerasnorm.ops import layouts, operators
 from kerasnorm.ops import sigma as sigma_ops
 
 
@@ -54,6 +56,14 @@ class SpectralNormalizationBase(KernelWrapperBase):
             2.0e-4 with four, at the same step cost, 1.078x and 1.080x).
         eps: A spectral norm at or below this counts as zero, and a zero
             kernel stays zero. Defaults to `1e-12`.
+        operator_norm: If `True`, a convolution's kernel is divided by the
+            operator norm of the convolution on the input shape the wrapper
+            is built for (its Lipschitz constant; see
+            `kerasnorm.ops.operators`) rather than by the largest singular
+            value of the reshaped kernel. Other kernels (Dense, Embedding,
+            attention, recurrent) are their own matrix and are unchanged.
+            Every size of the input but the batch must be known. Defaults
+            to `False`.
         **kwargs: Base layer keyword arguments, such as `name`.
 
     Example:
@@ -81,27 +91,64 @@ class SpectralNormalizationBase(KernelWrapperBase):
         max_iter: int = 6,
         block_size: int = 4,
         eps: float = 1e-12,
+        operator_norm: bool = False,
         **kwargs,
     ):
         super().__init__(layer, **kwargs)
         self.tracking = Tracking(n_iter, tol, max_iter, block_size, eps)
+        self.operator_norm = bool(operator_norm)
         self._states = []
+        # Per kernel, the convolution's geometry when sigma is its operator
+        # norm, else None.
+        self._geometries = []
+        self._input_shape = None
+
+    def build(self, input_shape=None):
+        self._input_shape = input_shape
+        super().build(input_shape)
 
     def _kernels_found(self, kernels) -> None:
         """Creates each kernel's tracked vectors, empty."""
-        for kernel in kernels:
+        self._geometries = [self._geometry(kernel) for kernel in kernels]
+        for kernel, geometry in zip(kernels, self._geometries, strict=True):
+            if geometry is None:
+                shape = layouts.matrix_shape(kernel.shape, kernel.layout)
+            else:
+                shape = operators.operator_shape(kernel.shape, kernel.layout, geometry)
             # Lifted out of a functional model's scratch graph, where a
             # tf-keras layer that makes its kernels at its first call is.
             with self._adapter.lifted():
                 empty = self.tracking.empty_state(
-                    layouts.matrix_shape(kernel.shape, kernel.layout),
-                    work_dtype(kernel.variable.dtype),
+                    shape, work_dtype(kernel.variable.dtype)
                 )
             self._states.append(
                 self._adapter.add_state_weight(
                     self, name=f"{_weight_name(kernel.path)}_vectors", value=empty
                 )
             )
+
+    def _geometry(self, kernel) -> operators.ConvGeometry | None:
+        if not self.operator_norm:
+            return None
+        if self._input_shape is None:
+            raise KerasNormValueError(
+                f"SpectralNormalization(operator_norm=True) around {self.layer.name!r} "
+                "needs the input shape: build the wrapper (call it once, or "
+                "`build(input_shape)`) before its first use."
+            )
+        try:
+            return conv_geometry(kernel, self._input_shape)
+        except KerasNormValueError as error:
+            raise KerasNormValueError(
+                f"SpectralNormalization cannot take the operator norm of {kernel.path} "
+                f"of {self.layer.name!r}: {error}."
+            ) from error
+
+    def _operand(self, kernel, value, geometry):
+        """The kernel's matrix view, or its convolution on the input shape."""
+        if geometry is None:
+            return layouts.kernel_matrix(value, kernel.layout)
+        return operators.ConvOperator(value, kernel.layout, geometry)
 
     def warm_start(self) -> None:
         """Recomputes the tracked singular vectors of the current kernels.
@@ -112,14 +159,16 @@ class SpectralNormalizationBase(KernelWrapperBase):
         `set_weights` on the inner layer) for an exact state at once; else
         the next training calls catch up by iterating longer.
         """
-        for kernel, state in zip(self._found or (), self._states, strict=True):
-            state.assign(self._exact_state(kernel))
-
-    def _exact_state(self, kernel):
-        with self._adapter.lifted():
-            value = self._adapter.read_master(kernel.variable)
-            value = ops.cast(value, work_dtype(value.dtype))
-            return self.tracking.warm_start(layouts.kernel_matrix(value, kernel.layout))
+        found = self._found or ()
+        for kernel, geometry, state in zip(
+            found, self._geometries, self._states, strict=True
+        ):
+            with self._adapter.lifted():
+                value = self._adapter.read_master(kernel.variable)
+                value = ops.cast(value, work_dtype(value.dtype))
+                state.assign(
+                    self.tracking.warm_start(self._operand(kernel, value, geometry))
+                )
 
     def _substituted(self):
         return list(self._found)
@@ -131,12 +180,14 @@ class SpectralNormalizationBase(KernelWrapperBase):
         otherwise they are used as they are.
         """
         normalized = []
-        for kernel, state in zip(self._found, self._states, strict=True):
+        for kernel, geometry, state in zip(
+            self._found, self._geometries, self._states, strict=True
+        ):
             value = self._adapter.read_master(kernel.variable)
             value = ops.cast(value, work_dtype(value.dtype))
             # The tracked vectors are constants to the gradient: a tape
             # recording the iterations would store every loop step for nothing.
-            matrix = ops.stop_gradient(layouts.kernel_matrix(value, kernel.layout))
+            matrix = self._operand(kernel, ops.stop_gradient(value), geometry)
             if training:
                 estimate = self.tracking.step(matrix, self._adapter.read(state))
                 state.assign(estimate.state)
@@ -144,13 +195,23 @@ class SpectralNormalizationBase(KernelWrapperBase):
             else:
                 sigma, u, v = self.tracking.current(matrix, self._adapter.read(state))
             divided = sigma_ops.divide_by_sigma(
-                value, sigma, u, v, kernel.layout, self.tracking.eps
+                value,
+                sigma,
+                u,
+                v,
+                kernel.layout,
+                self.tracking.eps,
+                operator=None if geometry is None else matrix,
             )
             normalized.append(ops.cast(divided, kernel.variable.dtype))
         return normalized
 
     def get_config(self):
-        return {**super().get_config(), **self.tracking.get_config()}
+        return {
+            **super().get_config(),
+            **self.tracking.get_config(),
+            "operator_norm": self.operator_norm,
+        }
 
 
 def _weight_name(path: str) -> str:

@@ -44,6 +44,7 @@ import numpy as np
 from keras import ops
 
 from kerasnorm.ops import layouts
+from kerasnorm.ops.operators import ConvOperator, LinearOperator
 
 Tensor = Any  # A tensor of the Keras 3 backend in use.
 
@@ -109,11 +110,13 @@ def warm_start(matrix: Tensor, block: int = 2) -> Tensor:
         zero row where the matrix has fewer non-zero singular values).
     """
     rows, cols = matrix.shape
-    dtype = ops.dtype(matrix)
+    dtype = _dtype(matrix)
     block = block_size(rows, cols, block)
-    if min(rows, cols) > _EXACT_MAX_SIDE:
+    if isinstance(matrix, LinearOperator) or min(rows, cols) > _EXACT_MAX_SIDE:
         start = initial_state(cols, block, dtype)
-        return track(matrix, start, n_iter=2, tol=1e-6, max_iter=64).state
+        return track(
+            matrix, start, n_iter=2, tol=1e-6, max_iter=64, solve_empty=False
+        ).state
     wide = ops.cast(matrix, _widest_float())
     if cols <= rows:
         values, vectors, finite = _eigh(ops.matmul(ops.transpose(wide), wide))
@@ -139,6 +142,7 @@ def track(
     max_iter: int = 8,
     eps: float = 1e-12,
     rescue_iter: int = 0,
+    solve_empty: bool = True,
 ) -> Estimate:
     """Block Golub-Kahan-Lanczos from the previous top singular vectors.
 
@@ -164,15 +168,21 @@ def track(
         eps: sigma at or below this counts as zero.
         rescue_iter: Iterations to add, restarted, when `max_iter` did not
             reach `tol`.
+        solve_empty: Whether to test for an empty state and solve it
+            exactly. False for a start known to be full, such as
+            `warm_start`'s own: a solve inside a solve would recurse where
+            a backend traces both branches of a conditional (JAX).
 
     Returns:
         An `Estimate`.
     """
     block = state.shape[0]
-    empty = is_empty(state)
-    # An empty state is replaced in the branch; the straight-line iterations
-    # run on something finite meanwhile, so that no op sees NaN.
-    start = ops.where(empty, ops.zeros_like(state), state)
+    start = state
+    if solve_empty:
+        empty = is_empty(state)
+        # An empty state is replaced in the branch; the straight-line
+        # iterations run on something finite meanwhile, so that no op sees NaN.
+        start = ops.where(empty, ops.zeros_like(state), state)
     if n_iter == 1:
         # Most steps run one iteration only, which has a cheaper form; the
         # loop, when it runs, rebuilds the Krylov bases that later
@@ -206,6 +216,8 @@ def track(
         return solve(matrix, block, eps)
 
     if tol is None:
+        if not solve_empty:
+            return estimate
         return ops.cond(empty, solved, lambda: estimate)
     estimate = estimate._replace(converged=residual() <= tol * theta)
 
@@ -217,6 +229,8 @@ def track(
             further = _rescued(matrix, further, tol, rescue_iter, eps)
         return further
 
+    if not solve_empty:
+        return ops.cond(estimate.converged, lambda: estimate, go_on)
     accepted = ops.logical_and(estimate.converged, ops.logical_not(empty))
     return ops.cond(accepted, lambda: estimate, lambda: ops.cond(empty, solved, go_on))
 
@@ -225,6 +239,30 @@ def solve(matrix: Tensor, block: int = 2, eps: float = 1e-12) -> Estimate:
     """sigma and the state from scratch: the exact warm start, one iteration."""
     estimate, _ = _first_iteration(matrix, warm_start(matrix, block), eps)
     return estimate
+
+
+def norm_of(kernel: Tensor, layout: str = "dense", geometry=None) -> float:
+    """The spectral norm of a kernel, solved from scratch, as a Python float.
+
+    Args:
+        kernel: The kernel, in its layer's layout; gradients do not flow.
+        layout: Its layout (see `kerasnorm.ops.layouts`).
+        geometry: A `kerasnorm.ConvGeometry` for the operator norm of the
+            convolution on that input, or None for the largest singular
+            value of the kernel's matrix view.
+
+    Returns:
+        sigma, computed in float32 (float64 for a float64 kernel): exact
+        for a matrix up to 2048 on its smaller side, Lanczos run to a
+        residual of 1e-6 otherwise.
+    """
+    dtype = "float64" if ops.dtype(kernel) == "float64" else "float32"
+    kernel = ops.stop_gradient(ops.cast(kernel, dtype))
+    if geometry is None:
+        operand = layouts.kernel_matrix(kernel, layout)
+    else:
+        operand = ConvOperator(kernel, layout, geometry)
+    return float(ops.convert_to_numpy(solve(operand, 2).sigma))
 
 
 def is_empty(state: Tensor) -> Tensor:
@@ -259,9 +297,9 @@ class _Krylov(NamedTuple):
         rank-deficient matrix) are dropped: Ritz values of the smaller
         subspace stay lower bounds.
         """
-        preimage = _times_transposed(state, matrix)
+        preimage = _adjoint(matrix, state)
         left = _orthonormal_rows(preimage, _norm(preimage))
-        first = cls(left, state, ops.matmul(left, matrix))
+        first = cls(left, state, _forward(matrix, left))
         return first.widened(steps, state.shape[0])
 
     def widened(self, steps: int, block: int) -> _Krylov:
@@ -285,13 +323,13 @@ class _Krylov(NamedTuple):
         before = ops.take(self.images, _rows_of(step - 1, block), axis=0)
         fresh = _deflate(before, self.right)
         current = _orthonormal_rows(fresh, _norm(before))
-        preimage = _times_transposed(current, matrix)
+        preimage = _adjoint(matrix, current)
         left_block = _orthonormal_rows(_deflate(preimage, self.left), _norm(preimage))
         place = _rows_of(step, block)[:, None]
         return _Krylov(
             ops.scatter_update(self.left, place, left_block),
             ops.scatter_update(self.right, place, current),
-            ops.scatter_update(self.images, place, ops.matmul(left_block, matrix)),
+            ops.scatter_update(self.images, place, _forward(matrix, left_block)),
         )
 
     def ritz(self) -> tuple[Tensor, Tensor, Tensor]:
@@ -383,11 +421,11 @@ def _first_iteration(
         The estimate and the top Ritz value (0 for a matrix that is not
         finite, where the estimate's `v` is zero too).
     """
-    preimage = _times_transposed(start, matrix)
+    preimage = _adjoint(matrix, start)
     # At unit norm, C holds sigma**2, as the Gram matrix of an orthonormal
     # block's images does, rather than sigma**4.
     preimage = preimage / ops.maximum(_norm(preimage), eps)
-    images = ops.matmul(preimage, matrix)
+    images = _forward(matrix, preimage)
     left_gram = _gram(preimage)
     values, vectors = ops.eigh(ops.where(ops.isfinite(left_gram), left_gram, 0.0))
     # Directions P barely holds (a zero row of `start`, a rank-deficient
@@ -463,7 +501,7 @@ def right_estimate(
     inference, at least as large as the `sigma` of the `track` call that
     produced `v`.
     """
-    image = ops.matmul(matrix, v[:, None])[:, 0]
+    image = _adjoint(matrix, v[None, :])[0]
     sigma = _norm(image)
     return image / ops.maximum(sigma, eps), sigma
 
@@ -475,6 +513,7 @@ def divide_by_sigma(
     v: Tensor,
     layout: str = "dense",
     eps: float = 1e-12,
+    operator: LinearOperator | None = None,
 ) -> Tensor:
     """`kernel / sigma`, differentiated as SNGAN's Algorithm 1.
 
@@ -494,6 +533,11 @@ def divide_by_sigma(
         layout: The kernel's layout, one of `kerasnorm.ops.layouts.LAYOUTS`.
         eps: A sigma at or below this counts as zero: the kernel is
             returned as it is, and so is the gradient.
+        operator: The linear map sigma was tracked on, when it is not the
+            kernel's matrix view (a convolution on its input shape, see
+            `kerasnorm.ops.operators`): `u` and `v` are then its input and
+            output vectors, and the rank-one term is the kernel's gradient
+            of `u @ M @ v`.
 
     Returns:
         The normalized kernel, of the kernel's shape and dtype.
@@ -514,6 +558,8 @@ def divide_by_sigma(
                 (upstream,) = args
             along = ops.sum(upstream * normalized)
             weight = ops.where(live, -along * scale, ops.zeros_like(along))
+            if operator is not None:
+                return upstream * scale + weight * operator.kernel_gradient(u, v)
             correction = ops.matmul((weight * u)[:, None], v[None, :])
             return upstream * scale + layouts.matrix_kernel(correction, shape, layout)
 
@@ -540,6 +586,26 @@ def _widest_float() -> str:
     """float64 where Keras computes in it; Keras 3 computes float64 products
     in float32 on JAX and PyTorch."""
     return keras.backend.result_type("float64", "float64")
+
+
+def _forward(matrix: Tensor | LinearOperator, rows: Tensor) -> Tensor:
+    """`rows @ M` for a matrix or a `LinearOperator` M."""
+    if isinstance(matrix, LinearOperator):
+        return matrix.forward(rows)
+    return ops.matmul(rows, matrix)
+
+
+def _adjoint(matrix: Tensor | LinearOperator, rows: Tensor) -> Tensor:
+    """`rows @ M^T` for a matrix or a `LinearOperator` M."""
+    if isinstance(matrix, LinearOperator):
+        return matrix.adjoint(rows)
+    return _times_transposed(rows, matrix)
+
+
+def _dtype(matrix: Tensor | LinearOperator) -> str:
+    if isinstance(matrix, LinearOperator):
+        return matrix.dtype
+    return ops.dtype(matrix)
 
 
 def _times_transposed(rows: Tensor, matrix: Tensor) -> Tensor:
