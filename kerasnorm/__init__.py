@@ -27,6 +27,7 @@ from kerasnorm.errors import (
 )
 from kerasnorm.export import fold
 from kerasnorm.graph import to_graph
+from kerasnorm.lipschitz import LayerBound, LipschitzReport, lipschitz_bound
 from kerasnorm.ops.operators import ConvGeometry
 from kerasnorm.plan import Edit, KernelStatus, Plan, plan
 from kerasnorm.policies import get_policy, register_policy, registered_policies
@@ -56,6 +57,8 @@ __all__ = [
     "KerasNormTypeError",
     "KerasNormValueError",
     "KernelStatus",
+    "LayerBound",
+    "LipschitzReport",
     "MissingDependencyError",
     "PixelNorm",
     "Plan",
@@ -72,6 +75,7 @@ __all__ = [
     "constraint_states",
     "fold",
     "get_policy",
+    "lipschitz_bound",
     "normalize",
     "plan",
     "register_policy",

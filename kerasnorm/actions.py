@@ -80,12 +80,19 @@ def is_spectral(constraint) -> bool:
     >>> is_spectral(keras.constraints.MaxNorm(2.0))
     False
     """
+    return spectral_constraint(constraint) is not None
+
+
+def spectral_constraint(constraint):
+    """The `SpectralNorm` a kernel constraint is or holds (in a
+    `ConstraintChain`), or None."""
     for adapter in ADAPTERS:
         if isinstance(constraint, adapter.SpectralNorm):
-            return True
+            return constraint
         if isinstance(constraint, adapter.ConstraintChain):
-            return any(is_spectral(c) for c in constraint.constraints)
-    return False
+            found = (spectral_constraint(c) for c in constraint.constraints)
+            return next((c for c in found if c is not None), None)
+    return None
 
 
 class _SpectralAction(Action):

@@ -52,8 +52,12 @@ def apply_normalization(
             in the plan (`verbose=True` prints it).
         verbose: Print the plan.
         **sn_options: Options for the spectral normalization the policy
-            adds: `n_iter`, `tol`, `max_iter`, `block_size`, `eps`, and in constraint
-            mode `sigma` and `clip`.
+            adds: `n_iter`, `tol`, `max_iter`, `block_size`, `eps`,
+            `operator_norm` (normalize each convolution by its operator norm
+            on the input shape the model gives it, its Lipschitz constant,
+            instead of the reshaped kernel's largest singular value; see
+            `kerasnorm.ops.operators`), and in constraint mode `sigma` and
+            `clip`.
 
     Returns:
         The new model.

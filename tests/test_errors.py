@@ -32,6 +32,7 @@ import kerasnorm
 from kerasnorm import cli, plotting, select
 from kerasnorm.adapters import ADAPTERS
 from kerasnorm.errors import KerasNormError
+from kerasnorm.ops.operators import ConvOperator
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CATALOGUE = ROOT / "docs" / "errors.md"
@@ -97,6 +98,39 @@ def _sn(model, **options):
     return kerasnorm.apply_normalization(
         model, "sngan", role="discriminator", **options
     )
+
+
+def _any_size(env):
+    """A convolution on images of any size."""
+    x = env.k.Input((None, None, 3))
+    y = env.k.layers.Conv2D(2, 3, name="conv")(x)
+    return env.k.Model(x, env.k.layers.GlobalAveragePooling2D()(y))
+
+
+def _shared_conv(env):
+    """One convolution called on images of two sizes."""
+    conv = env.k.layers.Conv2D(2, 3, padding="same", name="conv")
+    inputs = [env.k.Input((4, 4, 3)), env.k.Input((8, 8, 3))]
+    pooled = [env.k.layers.GlobalAveragePooling2D()(conv(x)) for x in inputs]
+    return env.k.Model(inputs, env.k.layers.Add()(pooled))
+
+
+def _frames(env, recurrent=None):
+    """A convolution inside TimeDistributed, and a recurrent one if given."""
+    x = env.k.Input((3, 6, 6, 2))
+    conv = env.k.layers.Conv2D(2, 3, name="conv")
+    y = env.k.layers.TimeDistributed(conv, name="frames")(x)
+    if recurrent is not None:
+        y = recurrent(y)
+        y = env.k.layers.Flatten()(y)
+        return env.k.Model(x, env.k.layers.Dense(1)(y))
+    return env.k.Model(x, env.k.layers.Dense(1)(env.k.layers.Flatten()(y)))
+
+
+def _operator_wrapper_built_without_shape(env):
+    conv = env.k.layers.Conv2D(2, 3, name="conv")
+    conv.build((None, 6, 6, 1))
+    env.adapter.SpectralNormalization(conv, operator_norm=True).build()
 
 
 def _subclassed(env):
@@ -444,6 +478,11 @@ CASES: dict[str, list[Case]] = {
             r"`max_iter` \(2\) must be at least `n_iter` \(4\)",
             lambda env: _sn(env.model, n_iter=4, max_iter=2),
         ),
+        Case(
+            KerasNormError,
+            "`operator_norm` must be True or False",
+            lambda env: _sn(env.model, operator_norm="yes"),
+        ),
     ],
     "A compiled model loses its optimizer state": [
         Case(UserWarning, "fresh optimizer of the same configuration", _compiled),
@@ -454,6 +493,35 @@ CASES: dict[str, list[Case]] = {
             r"has kernels its rules chose but cannot normalize \(strict=True\): "
             r"custom \(w\): no constraint argument",
             lambda env: _sn(_linear(env), strict=True),
+        ),
+    ],
+    "A convolution whose operator norm cannot be taken": [
+        Case(
+            KerasNormError,
+            r"conv \(kernel\): operator norm: the layer's input shape "
+            r"\(None, None, None, 3\) has an unknown size",
+            lambda env: _sn(_any_size(env), operator_norm=True, strict=True),
+        ),
+        Case(
+            KerasNormError,
+            "operator norm: the layer is called on inputs of shapes",
+            lambda env: _sn(_shared_conv(env), operator_norm=True, strict=True),
+        ),
+        Case(
+            KerasNormError,
+            "operator norm: conv/kernel belongs to a convolution inside the layer",
+            lambda env: _sn(_frames(env), operator_norm=True, strict=True),
+        ),
+        Case(
+            KerasNormError,
+            "operator norm: .*ConvLSTMCell, a convolution kerasnorm computes no "
+            "operator norm for",
+            lambda env: _sn(
+                _frames(env, env.k.layers.ConvLSTM2D(2, 3, name="recurrent")),
+                operator_norm=True,
+                strict=True,
+                mode="reparam",
+            ),
         ),
     ],
     # Rewriting custom layers
@@ -560,6 +628,21 @@ CASES: dict[str, list[Case]] = {
             kerases=("tf_keras",),
         ),
     ],
+    "SpectralNormalization(operator_norm=True) without a usable input shape": [
+        Case(
+            KerasNormError,
+            "cannot take the operator norm of kernel of 'conv': the layer's input "
+            "shape",
+            lambda env: env.adapter.SpectralNormalization(
+                env.k.layers.Conv2D(2, 3, name="conv"), operator_norm=True
+            ).build((None, None, None, 3)),
+        ),
+        Case(
+            KerasNormError,
+            "needs the input shape",
+            _operator_wrapper_built_without_shape,
+        ),
+    ],
     "SpectralNormalization used before it is built": [
         Case(KerasNormError, "is not built yet", _unbuilt_wrapper),
     ],
@@ -590,6 +673,59 @@ CASES: dict[str, list[Case]] = {
             lambda env: env.adapter.SpectralNorm(layout="ab,bc->ac")(
                 tf.ones([2, 2, 2])
             ),
+        ),
+    ],
+    "A ConvGeometry kerasnorm cannot use": [
+        Case(
+            KerasNormError,
+            "needs one sample's input shape",
+            lambda env: kerasnorm.ConvGeometry((None, 8, 3)),
+        ),
+        Case(
+            KerasNormError,
+            "`padding` must be one of valid, same, causal",
+            lambda env: kerasnorm.ConvGeometry((8, 8, 3), padding="full"),
+        ),
+        Case(
+            KerasNormError,
+            "Causal padding is for 1-D convolutions only",
+            lambda env: kerasnorm.ConvGeometry((8, 8, 3), padding="causal"),
+        ),
+        Case(
+            KerasNormError,
+            "`data_format` must be 'channels_last' or 'channels_first'",
+            lambda env: kerasnorm.ConvGeometry((8, 8, 3), data_format="nhwc"),
+        ),
+        Case(
+            KerasNormError,
+            r"`strides` must be 2 int\(s\) of at least 1",
+            lambda env: kerasnorm.ConvGeometry((8, 8, 3), strides=(1, 2, 3)),
+        ),
+        Case(
+            KerasNormError,
+            "The convolution leaves no output on an input of shape",
+            lambda env: env.adapter.SpectralNorm(
+                geometry=kerasnorm.ConvGeometry((2, 2, 1))
+            )(tf.ones([3, 3, 1, 1])),
+        ),
+        Case(
+            KerasNormError,
+            "A `geometry` says how a convolution applies its kernel",
+            lambda env: env.adapter.SpectralNorm(
+                layout="ab,bc->ac", geometry=kerasnorm.ConvGeometry((4, 4, 1))
+            ),
+        ),
+        Case(
+            KerasNormError,
+            "A convolution's operator norm serves the layouts",
+            lambda env: ConvOperator(
+                np.ones((2, 2), "float32"), "ab,bc->ac", kerasnorm.ConvGeometry((4, 1))
+            ),
+        ),
+        Case(
+            KerasNormError,
+            "`geometry` must be a kerasnorm.ConvGeometry",
+            lambda env: env.adapter.SpectralNorm(geometry=(4, 4, 1)),
         ),
     ],
     "Layouts by layer that do not fit the kernel": [

@@ -214,6 +214,7 @@ def test_operator_norm_holds_each_convolution_on_its_input(mode):
         basis = np.eye(operator.shape[0], dtype="float32")
         matrix = keras.ops.convert_to_numpy(operator.forward(basis)).astype("float64")
         assert abs(np.linalg.svd(matrix, compute_uv=False)[0] - 1) < 1e-3
+    assert kerasnorm.lipschitz_bound(model).product == pytest.approx(1.0, abs=3e-3)
 
 
 def write_reference(path: pathlib.Path) -> None:

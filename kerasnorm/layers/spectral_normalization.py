@@ -144,6 +144,18 @@ class SpectralNormalizationBase(KernelWrapperBase):
                 f"of {self.layer.name!r}: {error}."
             ) from error
 
+    def geometries(self) -> dict:
+        """Each kernel's `ConvGeometry` by path, None where sigma is of its matrix.
+
+        With `operator_norm=True`, a convolution's kernel is divided by the
+        operator norm of the convolution on this geometry.
+        """
+        self._check_built("listing its geometries")
+        return {
+            kernel.path: geometry
+            for kernel, geometry in zip(self._found, self._geometries, strict=True)
+        }
+
     def _operand(self, kernel, value, geometry):
         """The kernel's matrix view, or its convolution on the input shape."""
         if geometry is None:
