@@ -23,6 +23,7 @@ from benchmarks import (
     equalized_lr,
     machine,
     memory,
+    operator_norm,
     pixel_norm,
     report,
     rewrite_cost,
@@ -40,6 +41,7 @@ SECTIONS = {
     "memory": memory,
     "backends": backends,
     "equalized_lr": equalized_lr,
+    "operator_norm": operator_norm,
 }
 DOCS_COMMAND = "TF_CPP_MIN_LOG_LEVEL=3 python -m benchmarks"
 

@@ -56,6 +56,7 @@ def test_tiny_run_writes_finite_positive_results(tmp_path):
         "memory",
         "backends",
         "equalized_lr",
+        "operator_norm",
     }
     assert {"CPU", "cores", "TensorFlow", "Keras 3", "tf-keras"} <= set(
         results["machine"]
@@ -73,3 +74,4 @@ def test_tiny_run_writes_finite_positive_results(tmp_path):
     assert page.startswith("# Benchmarks")
     assert "## Machine" in page and "## 5. Peak memory" in page
     assert "## 7. Equalized learning rate" in page
+    assert "## 8. The operator norm of convolutions" in page
