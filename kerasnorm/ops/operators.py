@@ -25,6 +25,7 @@ group count without reconstructing the transposed convolution's padding.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
 from collections.abc import Callable
@@ -162,7 +163,7 @@ def _per_axis(name: str, value, rank: int, minimum: int = 1) -> tuple[int, ...]:
     return value
 
 
-class LinearOperator:
+class LinearOperator(abc.ABC):
     """A linear map `x -> x @ M`, known by its products with blocks of rows.
 
     Attributes:
@@ -173,13 +174,13 @@ class LinearOperator:
     shape: tuple[int, int]
     dtype: str
 
+    @abc.abstractmethod
     def forward(self, rows: Tensor) -> Tensor:
         """`rows @ M`: (k, rows) to (k, cols)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def adjoint(self, rows: Tensor) -> Tensor:
         """`rows @ M^T`: (k, cols) to (k, rows)."""
-        raise NotImplementedError
 
 
 class ConvOperator(LinearOperator):
