@@ -465,8 +465,13 @@ CASES: dict[str, list[Case]] = {
         ),
         Case(
             KerasNormError,
-            "`tol` must be a number",
+            '`tol` must be a number or "auto"',
             lambda env: _sn(env.model, tol="low"),
+        ),
+        Case(
+            KerasNormError,
+            "`eps` must be a number",
+            lambda env: _sn(env.model, eps="small"),
         ),
         Case(
             KerasNormError,

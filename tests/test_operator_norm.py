@@ -258,3 +258,95 @@ def test_the_wrapper_needs_an_input_shape_it_can_use(adapter):
     )
     with pytest.raises(KerasNormValueError, match="unknown size"):
         wrapper.build((None, None, None, 3))
+
+
+def _dcgan64(**options):
+    """The benchmark's DCGAN-64 discriminator (Keras 3), normalized.
+
+    Returns the model and, for each convolution, its layer and a compiled
+    function from a kernel to its operator norm on the layer's input.
+    """
+    import tensorflow as tf
+
+    from benchmarks import config, models
+    from kerasnorm.ops import sigma as sigma_ops
+
+    plain = models.dcgan_discriminator(
+        "keras3", config.FULL.image_size, config.FULL.discriminator_widths
+    )
+    model = kerasnorm.apply_normalization(
+        plain, "sngan", role="discriminator", operator_norm=True, **options
+    )
+    convolutions = []
+    for layer in model.layers:
+        inner = getattr(layer, "layer", layer)
+        if type(inner).__name__ != "Conv2D":
+            continue
+        geometry = ConvGeometry.of_layer(inner, layer.input.shape)
+        norm_of = tf.function(
+            lambda k, g=geometry: sigma_ops.solve(ConvOperator(k, "dense", g)).sigma
+        )
+        convolutions.append((layer, norm_of))
+    return model, convolutions
+
+
+def _worst(kernels, convolutions) -> float:
+    return max(
+        abs(float(norm_of(kernel)) - 1)
+        for kernel, (_, norm_of) in zip(kernels, convolutions, strict=True)
+    )
+
+
+# On a 64x64 input a convolution's top singular values are a near-continuum:
+# an Adam step can lift a direction the tracked vectors do not hold, and a
+# loose residual test passes on the old pair. The benchmark's discriminator
+# and data, checked after each of the first steps (where that happens).
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "options, holds",
+    [({}, True), ({"tol": 1e-2, "max_iter": 6}, False)],
+    ids=["auto", "loose"],
+)
+def test_a_dcgan64_discriminator_holds_its_operator_norms(options, holds):
+    # The defaults hold every convolution within 1e-3, the matrix's
+    # tolerance does not.
+    import tensorflow as tf
+
+    from benchmarks import config, training
+    from benchmarks.sigma_accuracy import image_pool
+
+    model, convolutions = _dcgan64(**options)
+    step = training.discriminator_step(model, "keras3")
+    worst = 0.0
+    for real, fake in image_pool(config.FULL, 7):
+        step(real, fake)
+        kernels = [tf.convert_to_tensor(layer.kernel) for layer, _ in convolutions]
+        worst = max(worst, _worst(kernels, convolutions))
+    if holds:
+        assert worst <= 1e-3
+    else:
+        assert worst > 1e-2
+
+
+@pytest.mark.slow
+def test_a_dcgan64_wrapper_holds_at_the_call_not_after_the_update():
+    # The wrapper tracks at each training call: the kernels that call
+    # computes with are held. Between calls its sigma is taken on vectors
+    # the optimizer's update has made stale, and on this input that misses
+    # a lifted direction (docs/concepts.md says so and by how much).
+    from benchmarks import config, training
+    from benchmarks.sigma_accuracy import image_pool
+
+    model, convolutions = _dcgan64(mode="reparam")
+
+    def used():
+        return [layer.effective_kernels()["kernel"] for layer, _ in convolutions]
+
+    step = training.discriminator_step(model, "keras3", probe=used)
+    at_call, after_update = 0.0, 0.0
+    for real, fake in image_pool(config.FULL, 7):
+        _, kernels = step(real, fake)
+        at_call = max(at_call, _worst(kernels, convolutions))
+        after_update = max(after_update, _worst(used(), convolutions))
+    assert at_call <= 2e-3
+    assert after_update > 1e-2

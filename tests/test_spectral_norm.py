@@ -237,10 +237,24 @@ def test_config_round_trip(adapter):
     assert restored.get_config() == config
 
 
+def test_auto_tolerance_by_what_sigma_is_of(adapter):
+    geometry = {"input_shape": (8, 8, 3), "strides": 1, "padding": "same"}
+    matrix, operator = adapter.SpectralNorm(), adapter.SpectralNorm(geometry=geometry)
+    assert (matrix.tracking.tol, matrix.tracking.max_iter) == (1e-2, 6)
+    assert (operator.tracking.tol, operator.tracking.max_iter) == (1e-4, 24)
+    assert operator.get_config()["tol"] == operator.get_config()["max_iter"] == "auto"
+    clone = adapter.SpectralNorm.from_config(operator.get_config())
+    assert (clone.tracking.tol, clone.tracking.max_iter) == (1e-4, 24)
+    given = adapter.SpectralNorm(geometry=geometry, tol=1e-3, n_iter=30)
+    assert (given.tracking.tol, given.tracking.max_iter) == (1e-3, 30)
+
+
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
         ({"layout": "nhwc"}, KerasNormValueError, "layout"),
+        ({"tol": "tight"}, KerasNormTypeError, '"auto"'),
+        ({"max_iter": "many"}, KerasNormTypeError, '"auto"'),
         ({"n_iter": 0}, KerasNormValueError, "n_iter"),
         ({"n_iter": 1.5}, KerasNormTypeError, "n_iter"),
         ({"tol": -1.0}, KerasNormValueError, "tol"),

@@ -217,3 +217,15 @@ def test_config_round_trip(adapter):
     assert (clone.tracking.n_iter, clone.tracking.tol) == (2, 1e-3)
     assert (clone.name, clone.layer.name) == ("wrapped", "inner")
     assert clone.get_config() == config
+
+
+def test_auto_tolerance_for_matrices_and_operators(adapter):
+    wrapper = adapter.SpectralNormalization(
+        adapter.layers.Conv2D(3, 2), operator_norm=True
+    )
+    assert (wrapper.tracking.tol, wrapper.tracking.max_iter) == (3e-3, 6)
+    assert (wrapper.operator_tracking.tol, wrapper.operator_tracking.max_iter) == (
+        1e-4,
+        24,
+    )
+    assert wrapper.get_config()["tol"] == "auto"

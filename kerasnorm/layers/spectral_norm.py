@@ -10,6 +10,10 @@ from kerasnorm.errors import KerasNormTypeError, KerasNormValueError
 from kerasnorm.layers.tracking import Tracking, check_positive, work_dtype
 from kerasnorm.ops import layouts, operators
 
+# What `tol="auto"` is on a kernel's matrix: the largest error in sigma over
+# the 100 steps of docs/benchmarks.md is 6.6e-4 at this tolerance.
+MATRIX_TOL = 1e-2
+
 
 def _check_layouts(layout):
     """`layout` checked: one layout, or a dict from layer names to layouts."""
@@ -79,8 +83,12 @@ class SpectralNormBase:
         n_iter: Iterations per step, at least. Defaults to `1`.
         tol: Stop iterating once the top singular pair's residual is at most
             `tol * sigma_max`; None runs exactly `n_iter` iterations.
-            Defaults to `1e-2`; `1e-3` or `1e-4` buy accuracy for time.
-        max_iter: Iterations per step at most. Defaults to `6`.
+            Defaults to `"auto"`: `1e-2` on a kernel's matrix (`1e-3` or
+            `1e-4` buy accuracy for time), `1e-4` with a `geometry`, whose
+            operator's top singular values lie too close for a loose test
+            to notice a new top direction (see `kerasnorm.layers.tracking`).
+        max_iter: Iterations per step at most. Defaults to `"auto"`: `6`,
+            or `24` with a `geometry`.
         block_size: Singular vectors tracked per kernel. Defaults to `2`.
         sigma: The target spectral norm. Defaults to `1.0`.
         clip: If `True`, divide only when the estimated spectral norm
@@ -116,8 +124,8 @@ class SpectralNormBase:
         self,
         layout: str = "dense",
         n_iter: int = 1,
-        tol: float | None = 1e-2,
-        max_iter: int = 6,
+        tol: float | str | None = "auto",
+        max_iter: int | str = "auto",
         block_size: int = 2,
         sigma: float = 1.0,
         clip: bool = False,
@@ -126,7 +134,11 @@ class SpectralNormBase:
     ):
         self.layout = _check_layouts(layout)
         self.geometry = _check_geometry(geometry, self.layout)
-        self.tracking = Tracking(n_iter, tol, max_iter, block_size, eps)
+        # The options as given, "auto" kept, for the config.
+        self._options = Tracking(n_iter, tol, max_iter, block_size, eps)
+        self.tracking = self._options.resolved(
+            operator=self.geometry is not None, matrix_tol=MATRIX_TOL
+        )
         self.sigma = check_positive("sigma", sigma)
         self.clip = bool(clip)
         # id(kernel variable) -> (the variable, its state, its layout).
@@ -287,7 +299,7 @@ class SpectralNormBase:
     def get_config(self):
         return {
             "layout": self.layout,
-            **self.tracking.get_config(),
+            **self._options.get_config(),
             "sigma": self.sigma,
             "clip": self.clip,
             "geometry": None if self.geometry is None else self.geometry.get_config(),

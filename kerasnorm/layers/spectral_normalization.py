@@ -13,6 +13,11 @@ from kerasnorm.layers.wrapper import KernelWrapperBase
 from kerasnorm.ops import layouts, operators
 from kerasnorm.ops import sigma as sigma_ops
 
+# What `tol="auto"` is on a kernel's matrix: the wrapper tracks at every
+# training call, where the gradient through sigma bunches the top singular
+# values up (docs/benchmarks.md).
+MATRIX_TOL = 3e-3
+
 
 class SpectralNormalizationBase(KernelWrapperBase):
     """Wraps a layer so that its kernels are used as `W / sigma(W)`.
@@ -45,8 +50,11 @@ class SpectralNormalizationBase(KernelWrapperBase):
         n_iter: Iterations per training call, at least. Defaults to `1`.
         tol: Stop iterating once the top singular pair's residual is at most
             `tol * sigma`; None runs exactly `n_iter` iterations.
-            Defaults to `3e-3`.
-        max_iter: Iterations per training call at most. Defaults to `6`.
+            Defaults to `"auto"`: `3e-3` on a kernel's matrix, `1e-4` on a
+            convolution's operator (`operator_norm=True`; see
+            `kerasnorm.layers.tracking`).
+        max_iter: Iterations per training call at most. Defaults to
+            `"auto"`: `6` on a matrix, `24` on an operator.
         block_size: Singular vectors tracked per kernel. Defaults to `4`,
             twice the constraint's: the gradient through sigma holds the
             tracked direction down while the others grow, so the top
@@ -87,15 +95,21 @@ class SpectralNormalizationBase(KernelWrapperBase):
         self,
         layer,
         n_iter: int = 1,
-        tol: float | None = 3e-3,
-        max_iter: int = 6,
+        tol: float | str | None = "auto",
+        max_iter: int | str = "auto",
         block_size: int = 4,
         eps: float = 1e-12,
         operator_norm: bool = False,
         **kwargs,
     ):
         super().__init__(layer, **kwargs)
-        self.tracking = Tracking(n_iter, tol, max_iter, block_size, eps)
+        # The options as given, "auto" kept, for the config; resolved for
+        # kernels' matrices and for convolutions' operators.
+        self._options = Tracking(n_iter, tol, max_iter, block_size, eps)
+        self.tracking = self._options.resolved(operator=False, matrix_tol=MATRIX_TOL)
+        self.operator_tracking = self._options.resolved(
+            operator=True, matrix_tol=MATRIX_TOL
+        )
         self.operator_norm = bool(operator_norm)
         self._states = []
         # Per kernel, the convolution's geometry when sigma is its operator
@@ -178,9 +192,14 @@ class SpectralNormalizationBase(KernelWrapperBase):
             with self._adapter.lifted():
                 value = self._adapter.read_master(kernel.variable)
                 value = ops.cast(value, work_dtype(value.dtype))
+                tracking = self._tracking_for(geometry)
                 state.assign(
-                    self.tracking.warm_start(self._operand(kernel, value, geometry))
+                    tracking.warm_start(self._operand(kernel, value, geometry))
                 )
+
+    def _tracking_for(self, geometry) -> Tracking:
+        """How sigma of a kernel on `geometry` (None: its matrix) is tracked."""
+        return self.tracking if geometry is None else self.operator_tracking
 
     def _substituted(self):
         return list(self._found)
@@ -200,19 +219,20 @@ class SpectralNormalizationBase(KernelWrapperBase):
             # The tracked vectors are constants to the gradient: a tape
             # recording the iterations would store every loop step for nothing.
             matrix = self._operand(kernel, ops.stop_gradient(value), geometry)
+            tracking = self._tracking_for(geometry)
             if training:
-                estimate = self.tracking.step(matrix, self._adapter.read(state))
+                estimate = tracking.step(matrix, self._adapter.read(state))
                 state.assign(estimate.state)
                 sigma, u, v = estimate.sigma, estimate.u, estimate.v
             else:
-                sigma, u, v = self.tracking.current(matrix, self._adapter.read(state))
+                sigma, u, v = tracking.current(matrix, self._adapter.read(state))
             divided = sigma_ops.divide_by_sigma(
                 value,
                 sigma,
                 u,
                 v,
                 kernel.layout,
-                self.tracking.eps,
+                tracking.eps,
                 operator=None if geometry is None else matrix,
             )
             normalized.append(ops.cast(divided, kernel.variable.dtype))
@@ -221,7 +241,7 @@ class SpectralNormalizationBase(KernelWrapperBase):
     def get_config(self):
         return {
             **super().get_config(),
-            **self.tracking.get_config(),
+            **self._options.get_config(),
             "operator_norm": self.operator_norm,
         }
 
