@@ -203,7 +203,15 @@ def track(
             matrix, _Krylov.start(matrix, start, n_iter), 1, n_iter, block
         )
         values, vectors, finite = krylov.ritz()
-        estimate = _estimate(values, _top(vectors, block), finite, krylov, n_iter, eps)
+        estimate = _estimate(
+            values,
+            _top(vectors, block),
+            finite,
+            krylov.left,
+            krylov.images,
+            n_iter,
+            eps,
+        )
         theta = ops.sqrt(ops.maximum(values[-1], 0.0))
 
         def residual():
@@ -281,12 +289,15 @@ class _Krylov(NamedTuple):
 
     Rows of an iteration not reached yet are zero. `left` holds U_0, U_1,
     ..., `images` Y_k = U_k M, and `right` V_0, V_1, ..., where V_k+1 spans
-    the part of Y_k outside V_0..V_k.
+    the part of Y_k outside V_0..V_k. `gram` is Y Y^T, kept up to date a
+    block at a time: recomputed from the buffers, it would cost each
+    iteration a pass over all of them, and a long run cubic time.
     """
 
     left: Tensor  # (width, rows)
     right: Tensor  # (width, cols)
     images: Tensor  # (width, cols)
+    gram: Tensor  # (width, width)
 
     @classmethod
     def start(cls, matrix: Tensor, state: Tensor, steps: int) -> _Krylov:
@@ -299,7 +310,8 @@ class _Krylov(NamedTuple):
         """
         preimage = _adjoint(matrix, state)
         left = _orthonormal_rows(preimage, _norm(preimage))
-        first = cls(left, state, _forward(matrix, left))
+        images = _forward(matrix, left)
+        first = cls(left, state, images, _gram(images))
         return first.widened(steps, state.shape[0])
 
     def widened(self, steps: int, block: int) -> _Krylov:
@@ -307,14 +319,14 @@ class _Krylov(NamedTuple):
         missing = steps * block - self.left.shape[0]
         if missing <= 0:
             return self
-        return _Krylov(
-            *(
-                ops.concatenate(
-                    [rows, ops.zeros((missing, rows.shape[1]), ops.dtype(rows))]
-                )
-                for rows in self
+        left, right, images = (
+            ops.concatenate(
+                [rows, ops.zeros((missing, rows.shape[1]), ops.dtype(rows))]
             )
+            for rows in (self.left, self.right, self.images)
         )
+        gram = ops.pad(self.gram, [[0, missing], [0, missing]])
+        return _Krylov(left, right, images, gram)
 
     def extend(self, matrix: Tensor, step, block: int) -> _Krylov:
         """Iteration `step` (counting from 0; at least 1): two passes over
@@ -326,16 +338,24 @@ class _Krylov(NamedTuple):
         preimage = _adjoint(matrix, current)
         left_block = _orthonormal_rows(_deflate(preimage, self.left), _norm(preimage))
         place = _rows_of(step, block)[:, None]
+        new_images = _forward(matrix, left_block)
+        images = ops.scatter_update(self.images, place, new_images)
+        # The new block's rows and columns of Y Y^T: rows set, then the
+        # transpose's rows, which are the columns.
+        cross = _times_transposed(new_images, images)
+        gram = ops.scatter_update(self.gram, place, cross)
+        gram = ops.scatter_update(ops.transpose(gram), place, cross)
         return _Krylov(
             ops.scatter_update(self.left, place, left_block),
             ops.scatter_update(self.right, place, current),
-            ops.scatter_update(self.images, place, _forward(matrix, left_block)),
+            images,
+            gram,
         )
 
     def ritz(self) -> tuple[Tensor, Tensor, Tensor]:
         """Eigenvalues (ascending: squared Ritz values) and eigenvectors of
         the images' Gram matrix, and whether it was finite."""
-        return _eigh(_gram(self.images))
+        return _eigh(self.gram)
 
     def residual(self, vectors: Tensor, finite: Tensor) -> Tensor:
         """The top Ritz pair's residual: the part of its image outside the
@@ -383,7 +403,15 @@ def _loop(
         cond, body, (done, krylov, *settle(krylov))
     )
     values, vectors, finite = krylov.ritz()
-    estimate = _estimate(values, _top(vectors, block), finite, krylov, iterations, eps)
+    estimate = _estimate(
+        values,
+        _top(vectors, block),
+        finite,
+        krylov.left,
+        krylov.images,
+        iterations,
+        eps,
+    )
     return estimate._replace(converged=residual <= tol * theta)
 
 
@@ -443,7 +471,8 @@ def _first_iteration(
         values,
         ops.matmul(whiten, _top(vectors, block)),
         finite,
-        _Krylov(preimage, start, images),
+        preimage,
+        images,
         1,
         eps,
     )
@@ -456,7 +485,7 @@ def _top(vectors: Tensor, block: int) -> Tensor:
 
 
 def _estimate(
-    values, weights, finite, krylov: _Krylov, iterations, eps: float
+    values, weights, finite, left: Tensor, images: Tensor, iterations, eps: float
 ) -> Estimate:
     """The top Ritz values and vectors of a Krylov space as an `Estimate`.
 
@@ -464,24 +493,25 @@ def _estimate(
         values: Eigenvalues of the Ritz problem, ascending: squared Ritz
             values.
         weights: The top Ritz vectors as columns, top first, as
-            coefficients of the rows of `krylov.left` (and `krylov.images`).
+            coefficients of the rows of `left` (and `images`).
         finite: Whether the matrix was finite.
-        krylov: The space's left rows and their images; `right` is unused.
+        left: The Krylov space's left rows.
+        images: Their images under the matrix.
         iterations: Iterations run.
         eps: sigma at or below this counts as zero.
     """
-    dtype = ops.dtype(krylov.images)
+    dtype = ops.dtype(images)
     block = weights.shape[1]
     thetas = ops.sqrt(ops.maximum(ops.flip(values[-block:], axis=0), 0.0))
     # sigma of a matrix holding inf or NaN is NaN, and its state is empty,
     # so that the next step, on a finite matrix again, solves it afresh.
     sigma = ops.where(finite, thetas[0], ops.full((), float("nan"), dtype))
     kept = ops.logical_and(finite, thetas > ops.maximum(_DEPENDENT * thetas[0], eps))
-    new_state = _transposed_times(weights, krylov.images)
+    new_state = _transposed_times(weights, images)
     # Rows of W^T Y are orthogonal, of norms theta: only their scale needs
     # setting.
     new_state = ops.where(kept[:, None], _normalize_rows(new_state), 0.0)
-    u = ops.matmul(weights[:, 0][None, :], krylov.left)[0]
+    u = ops.matmul(weights[:, 0][None, :], left)[0]
     return Estimate(
         sigma,
         u,
