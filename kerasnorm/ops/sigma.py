@@ -202,16 +202,7 @@ def track(
         krylov = _iterate(
             matrix, _Krylov.start(matrix, start, n_iter), 1, n_iter, block
         )
-        values, vectors, finite = krylov.ritz()
-        estimate = _estimate(
-            values,
-            _top(vectors, block),
-            finite,
-            krylov.left,
-            krylov.images,
-            n_iter,
-            eps,
-        )
+        estimate, (values, vectors, finite) = _ritz_estimate(krylov, block, n_iter, eps)
         theta = ops.sqrt(ops.maximum(values[-1], 0.0))
 
         def residual():
@@ -402,16 +393,7 @@ def _loop(
     iterations, krylov, theta, residual = ops.while_loop(
         cond, body, (done, krylov, *settle(krylov))
     )
-    values, vectors, finite = krylov.ritz()
-    estimate = _estimate(
-        values,
-        _top(vectors, block),
-        finite,
-        krylov.left,
-        krylov.images,
-        iterations,
-        eps,
-    )
+    estimate, _ = _ritz_estimate(krylov, block, iterations, eps)
     return estimate._replace(converged=residual <= tol * theta)
 
 
@@ -477,6 +459,17 @@ def _first_iteration(
         eps,
     )
     return estimate, ops.sqrt(ops.maximum(values[-1], 0.0))
+
+
+def _ritz_estimate(krylov: _Krylov, block: int, iterations, eps: float):
+    """The `Estimate` of the top `block` Ritz pairs of `krylov`, and what
+    `krylov.ritz()` returned."""
+    values, vectors, finite = krylov.ritz()
+    weights = _top(vectors, block)
+    estimate = _estimate(
+        values, weights, finite, krylov.left, krylov.images, iterations, eps
+    )
+    return estimate, (values, vectors, finite)
 
 
 def _top(vectors: Tensor, block: int) -> Tensor:
