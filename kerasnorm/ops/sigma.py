@@ -311,9 +311,7 @@ class _Krylov(NamedTuple):
         if missing <= 0:
             return self
         left, right, images = (
-            ops.concatenate(
-                [rows, ops.zeros((missing, rows.shape[1]), ops.dtype(rows))]
-            )
+            ops.pad(rows, [[0, missing], [0, 0]])
             for rows in (self.left, self.right, self.images)
         )
         gram = ops.pad(self.gram, [[0, missing], [0, missing]])
