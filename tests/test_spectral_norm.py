@@ -287,6 +287,6 @@ def test_a_kernel_replaced_behind_its_back_is_followed_past_max_iter(adapter):
     alone = sigma_ops.track(matrix, state, n_iter=1, tol=3e-3, max_iter=2)
     assert not bool(alone.converged)
     assert top_singular_value(replacement / float(alone.sigma)) > 1.0 + 1e-3
-    # ... the constraint's step goes on until it converges.
+    # ... the constraint's step goes on, restarting, until it converges.
     projected = np.asarray(constraint(variable))
-    assert top_singular_value(projected) == pytest.approx(1.0, abs=1e-4)
+    assert top_singular_value(projected) == pytest.approx(1.0, abs=1e-3)

@@ -12,9 +12,10 @@ from kerasnorm.errors import KerasNormTypeError, KerasNormValueError
 from kerasnorm.ops import sigma as sigma_ops
 from kerasnorm.ops.sigma import Tensor
 
-# Iterations a step may add when `max_iter` did not reach `tol`. 32 blocks
-# of 2 span a 64-dimensional Krylov space: enough to converge from a random
-# start on every kernel the tests and benchmarks met.
+# Iterations a step may add when `max_iter` did not reach `tol`, restarted
+# from the Ritz vectors reached each time the loop's buffers (`max_iter`
+# iterations) fill: enough to converge from a stale start on every kernel
+# the tests and benchmarks met.
 RESCUE_ITERATIONS = 32
 
 # `tol` and `max_iter` left at "auto" take a value by what sigma is of.
@@ -164,8 +165,8 @@ class Tracking:
         iterations do not reach `tol` (the state was stale: weights loaded
         into the model, a kernel assigned by hand, a jump the iterations
         cannot follow, top singular values too close to separate quickly),
-        the iteration goes on from where it stopped, for up to
-        `RESCUE_ITERATIONS` more: far cheaper than solving afresh.
+        the iteration goes on, restarted from the vectors reached, for up
+        to `RESCUE_ITERATIONS` more: far cheaper than solving afresh.
         """
         return sigma_ops.track(
             matrix,

@@ -149,10 +149,11 @@ def track(
     The first `n_iter` iterations are straight-line code (unrolled: no loop
     op, no exit test), and a step that needs no more, which is most steps,
     takes one branch test after them: a fixed few dozen ops. Otherwise the
-    branch not taken on that path settles it: an empty state is solved
-    exactly (`solve`), and an unconverged one goes on iterating in a loop,
-    in the same Krylov space, up to `max_iter` iterations in all, then,
-    restarted from the Ritz vectors reached, up to `rescue_iter` more.
+    branch not taken on that path goes on iterating in a loop, in the same
+    Krylov space, up to `max_iter` iterations, then restarts from the Ritz
+    vectors reached, for up to `rescue_iter` more in all. An empty state is
+    replaced by the exact top singular vectors (`warm_start`) before the
+    first iteration.
 
     Args:
         matrix: The (rows, cols) matrix.
@@ -164,7 +165,7 @@ def track(
         tol: Stop once the residual `||M v - sigma u||` is at most
             `tol * sigma`; None for a fixed `n_iter` iterations.
         max_iter: Iterations to run at most when `tol` is set, rescue
-            aside.
+            aside; the loop's buffers hold this many.
         eps: sigma at or below this counts as zero.
         rescue_iter: Iterations to add, restarted, when `max_iter` did not
             reach `tol`.
@@ -179,59 +180,43 @@ def track(
     block = state.shape[0]
     start = state
     if solve_empty:
-        empty = is_empty(state)
-        # An empty state is replaced in the branch; the straight-line
-        # iterations run on something finite meanwhile, so that no op sees NaN.
-        start = ops.where(empty, ops.zeros_like(state), state)
+        start = ops.cond(
+            is_empty(state), lambda: warm_start(matrix, block), lambda: state
+        )
     if n_iter == 1:
         # Most steps run one iteration only, which has a cheaper form; the
-        # loop, when it runs, rebuilds the Krylov bases that later
-        # iterations need.
+        # loop, when it runs, builds the Krylov bases again from the start.
         estimate, theta = _first_iteration(matrix, start, eps)
-
-        def residual():
-            # The start's rows span the right Krylov space: the residual is
-            # the part of M^T u = theta v outside them.
-            v = estimate.v[None, :]
-            return theta * _norm(v - ops.matmul(_times_transposed(v, start), start))
-
-        def krylov_so_far():
-            return _Krylov.start(matrix, start, max_iter)
-
-    else:
-        krylov = _iterate(
-            matrix, _Krylov.start(matrix, start, n_iter), 1, n_iter, block
-        )
-        estimate, (values, vectors, finite) = _ritz_estimate(krylov, block, n_iter, eps)
-        theta = ops.sqrt(ops.maximum(values[-1], 0.0))
-
-        def residual():
-            return krylov.residual(vectors, finite)
-
-        def krylov_so_far():
-            return krylov.widened(max_iter, block)
-
-    def solved():
-        return solve(matrix, block, eps)
-
-    if tol is None:
-        if not solve_empty:
+        if tol is None:
             return estimate
-        return ops.cond(empty, solved, lambda: estimate)
-    estimate = estimate._replace(converged=residual() <= tol * theta)
+        # The start's rows span the right Krylov space: the residual is the
+        # part of M^T u = theta v outside them.
+        v = estimate.v[None, :]
+        residual = theta * _norm(v - ops.matmul(_times_transposed(v, start), start))
+        done, pending = 0, start
+    else:
+        krylov, pending = _Krylov.empty(matrix, block, n_iter), start
+        for step in range(n_iter):
+            krylov, pending = krylov.extend(matrix, step, pending, block)
+        estimate, (values, vectors, finite) = _ritz_estimate(krylov, block, n_iter, eps)
+        if tol is None:
+            return estimate
+        theta = ops.sqrt(ops.maximum(values[-1], 0.0))
+        residual = krylov.residual(vectors, finite)
+        done = n_iter
+    estimate = estimate._replace(converged=residual <= tol * theta)
 
     def go_on():
-        further = estimate
-        if max_iter > n_iter:
-            further = _loop(matrix, krylov_so_far(), n_iter, block, tol, eps)
-        if rescue_iter:
-            further = _rescued(matrix, further, tol, rescue_iter, eps)
-        return further
+        if done:
+            krylov_so_far = krylov.widened(max_iter, block)
+        else:
+            krylov_so_far = _Krylov.empty(matrix, block, max_iter)
+        limit = max_iter + rescue_iter
+        return _loop(
+            matrix, krylov_so_far, done, pending, theta, residual, limit, tol, eps
+        )
 
-    if not solve_empty:
-        return ops.cond(estimate.converged, lambda: estimate, go_on)
-    accepted = ops.logical_and(estimate.converged, ops.logical_not(empty))
-    return ops.cond(accepted, lambda: estimate, lambda: ops.cond(empty, solved, go_on))
+    return ops.cond(estimate.converged, lambda: estimate, go_on)
 
 
 def solve(matrix: Tensor, block: int = 2, eps: float = 1e-12) -> Estimate:
@@ -291,19 +276,17 @@ class _Krylov(NamedTuple):
     gram: Tensor  # (width, width)
 
     @classmethod
-    def start(cls, matrix: Tensor, state: Tensor, steps: int) -> _Krylov:
-        """The first iteration from `state`, in buffers for `steps` of them.
-
-        The first left block is orthogonal to nothing yet. Directions of
-        it the matrix all but annihilates (a zero row of `state`, a
-        rank-deficient matrix) are dropped: Ritz values of the smaller
-        subspace stay lower bounds.
-        """
-        preimage = _adjoint(matrix, state)
-        left = _orthonormal_rows(preimage, _norm(preimage))
-        images = _forward(matrix, left)
-        first = cls(left, state, images, _gram(images))
-        return first.widened(steps, state.shape[0])
+    def empty(cls, matrix: Tensor, block: int, steps: int) -> _Krylov:
+        """Zero buffers for `steps` iterations of `block` rows."""
+        rows, cols = matrix.shape
+        dtype = _dtype(matrix)
+        width = steps * block
+        return cls(
+            ops.zeros((width, rows), dtype),
+            ops.zeros((width, cols), dtype),
+            ops.zeros((width, cols), dtype),
+            ops.zeros((width, width), dtype),
+        )
 
     def widened(self, steps: int, block: int) -> _Krylov:
         """The same bases in buffers for `steps` iterations."""
@@ -317,13 +300,28 @@ class _Krylov(NamedTuple):
         gram = ops.pad(self.gram, [[0, missing], [0, missing]])
         return _Krylov(left, right, images, gram)
 
-    def extend(self, matrix: Tensor, step, block: int) -> _Krylov:
-        """Iteration `step` (counting from 0; at least 1): two passes over
-        `matrix`, each block of `block` rows orthogonalized against the
-        ones before it."""
-        before = ops.take(self.images, _rows_of(step - 1, block), axis=0)
-        fresh = _deflate(before, self.right)
-        current = _orthonormal_rows(fresh, _norm(before))
+    def cleared(self) -> _Krylov:
+        return _Krylov(*(ops.zeros_like(buffer) for buffer in self))
+
+    def extend(
+        self, matrix: Tensor, step, pending: Tensor, block: int
+    ) -> tuple[_Krylov, Tensor]:
+        """Iteration `step` (counting from 0): two passes over `matrix`.
+
+        Args:
+            matrix: The matrix.
+            step: Where the new blocks go in the buffers, which hold `step`
+                iterations.
+            pending: The rows the next right block comes from: the last
+                images (or, at step 0, the start), orthogonalized here
+                against the right blocks before.
+            block: Rows per block.
+
+        Returns:
+            The bases with the new blocks, and the new images (the next
+            `pending`).
+        """
+        current = _orthonormal_rows(_deflate(pending, self.right), _norm(pending))
         preimage = _adjoint(matrix, current)
         left_block = _orthonormal_rows(_deflate(preimage, self.left), _norm(preimage))
         place = _rows_of(step, block)[:, None]
@@ -334,12 +332,13 @@ class _Krylov(NamedTuple):
         cross = _times_transposed(new_images, images)
         gram = ops.scatter_update(self.gram, place, cross)
         gram = ops.scatter_update(ops.transpose(gram), place, cross)
-        return _Krylov(
+        krylov = _Krylov(
             ops.scatter_update(self.left, place, left_block),
             ops.scatter_update(self.right, place, current),
             images,
             gram,
         )
+        return krylov, new_images
 
     def ritz(self) -> tuple[Tensor, Tensor, Tensor]:
         """Eigenvalues (ascending: squared Ritz values) and eigenvectors of
@@ -361,61 +360,63 @@ def _rows_of(step, block: int) -> Tensor:
     return step * block + ops.arange(block, dtype="int32")
 
 
-def _iterate(matrix: Tensor, krylov: _Krylov, done: int, steps: int, block: int):
-    """`krylov` after `done` iterations, extended to `steps`, unrolled."""
-    for step in range(done, steps):
-        krylov = krylov.extend(matrix, step, block)
-    return krylov
-
-
 def _loop(
-    matrix: Tensor, krylov: _Krylov, done: int, block: int, tol: float, eps: float
+    matrix: Tensor,
+    krylov: _Krylov,
+    done: int,
+    pending: Tensor,
+    theta: Tensor,
+    residual: Tensor,
+    limit: int,
+    tol: float,
+    eps: float,
 ) -> Estimate:
-    """`krylov` (after `done` iterations of `block` rows) extended in a loop
-    until the residual reaches `tol` or its buffers are full."""
+    """Iterations from `krylov` (holding `done` of them, `pending` the rows
+    to go on from, `theta` and `residual` those reached) until the residual
+    reaches `tol` or `limit` iterations have run.
+
+    When the buffers are full, the loop restarts from the top Ritz vectors
+    reached, in the same buffers: one loop body serves both a step that
+    needs a few more iterations and a stale state's long run.
+    """
+    block = pending.shape[0]
     steps = krylov.left.shape[0] // block
 
-    def settle(krylov):
+    def restarted(krylov, filled):
+        values, vectors, finite = krylov.ritz()
+        rows = _ritz_rows(values, _top(vectors, block), finite, krylov.images, eps)
+        return krylov.cleared(), rows, ops.zeros_like(filled)
+
+    def body(count, filled, krylov, pending, theta, residual):
+        krylov, pending, filled = ops.cond(
+            filled < steps,
+            lambda: (krylov, pending, filled),
+            lambda: restarted(krylov, filled),
+        )
+        krylov, pending = krylov.extend(matrix, filled, pending, block)
         values, vectors, finite = krylov.ritz()
         theta = ops.sqrt(ops.maximum(values[-1], 0.0))
-        return theta, krylov.residual(vectors, finite)
+        residual = krylov.residual(vectors, finite)
+        return count + 1, filled + 1, krylov, pending, theta, residual
 
-    def body(step, krylov, theta, residual):
-        krylov = krylov.extend(matrix, step, block)
-        return step + 1, krylov, *settle(krylov)
-
-    def cond(step, krylov, theta, residual):
-        return ops.logical_and(step < steps, residual > tol * theta)
+    def cond(count, filled, krylov, pending, theta, residual):
+        return ops.logical_and(count < limit, residual > tol * theta)
 
     done = ops.convert_to_tensor(done, dtype="int32")
-    iterations, krylov, theta, residual = ops.while_loop(
-        cond, body, (done, krylov, *settle(krylov))
+    iterations, _, krylov, _, theta, residual = ops.while_loop(
+        cond, body, (done, done, krylov, pending, theta, residual)
     )
     estimate, _ = _ritz_estimate(krylov, block, iterations, eps)
     return estimate._replace(converged=residual <= tol * theta)
-
-
-def _rescued(
-    matrix: Tensor, estimate: Estimate, tol: float, rescue_iter: int, eps: float
-) -> Estimate:
-    """`estimate` if converged, else iterations restarted from its state."""
-
-    def rescue():
-        block = estimate.state.shape[0]
-        krylov = _Krylov.start(matrix, estimate.state, rescue_iter)
-        further = _loop(matrix, krylov, 1, block, tol, eps)
-        return further._replace(iterations=further.iterations + estimate.iterations)
-
-    return ops.cond(estimate.converged, lambda: estimate, rescue)
 
 
 def _first_iteration(
     matrix: Tensor, start: Tensor, eps: float
 ) -> tuple[Estimate, Tensor]:
     """One iteration from `start` (orthonormal or zero rows), worked out on
-    block-by-block matrices: the Ritz pairs of `_Krylov.start` and `ritz`,
-    with one eigendecomposition instead of three and no pass over long rows
-    but the two products with the matrix and their Gram matrices.
+    block-by-block matrices: the Ritz pairs of a first `_Krylov.extend` and
+    `ritz`, with one eigendecomposition instead of five and no pass over
+    long rows but the two products with the matrix and their Gram matrices.
 
     The left block P = start M^T is not orthonormalized: the Ritz problem on
     its row space is the pencil (C, B), C = (P M)(P M)^T and B = P P^T,
@@ -492,16 +493,11 @@ def _estimate(
         eps: sigma at or below this counts as zero.
     """
     dtype = ops.dtype(images)
-    block = weights.shape[1]
-    thetas = ops.sqrt(ops.maximum(ops.flip(values[-block:], axis=0), 0.0))
     # sigma of a matrix holding inf or NaN is NaN, and its state is empty,
     # so that the next step, on a finite matrix again, solves it afresh.
-    sigma = ops.where(finite, thetas[0], ops.full((), float("nan"), dtype))
-    kept = ops.logical_and(finite, thetas > ops.maximum(_DEPENDENT * thetas[0], eps))
-    new_state = _transposed_times(weights, images)
-    # Rows of W^T Y are orthogonal, of norms theta: only their scale needs
-    # setting.
-    new_state = ops.where(kept[:, None], _normalize_rows(new_state), 0.0)
+    top = ops.sqrt(ops.maximum(values[-1], 0.0))
+    sigma = ops.where(finite, top, ops.full((), float("nan"), dtype))
+    new_state = _ritz_rows(values, weights, finite, images, eps)
     u = ops.matmul(weights[:, 0][None, :], left)[0]
     return Estimate(
         sigma,
@@ -511,6 +507,18 @@ def _estimate(
         ops.convert_to_tensor(iterations, dtype="int32"),
         ops.convert_to_tensor(True),
     )
+
+
+def _ritz_rows(values, weights, finite, images: Tensor, eps: float) -> Tensor:
+    """The top right Ritz vectors as unit rows (zero where the Ritz value
+    is negligible or the matrix not finite): the new state."""
+    block = weights.shape[1]
+    thetas = ops.sqrt(ops.maximum(ops.flip(values[-block:], axis=0), 0.0))
+    kept = ops.logical_and(finite, thetas > ops.maximum(_DEPENDENT * thetas[0], eps))
+    # Rows of W^T Y are orthogonal, of norms theta: only their scale needs
+    # setting.
+    rows = _normalize_rows(_transposed_times(weights, images))
+    return ops.where(kept[:, None], rows, 0.0)
 
 
 def right_estimate(
