@@ -148,7 +148,8 @@ def track(
 
     The first `n_iter` iterations are straight-line code (unrolled: no loop
     op, no exit test), and a step that needs no more, which is most steps,
-    takes one branch test after them: a fixed few dozen ops. Otherwise the
+    takes one branch test after them (and, where `solve_empty`, one for an
+    empty state before them): a fixed few dozen ops. Otherwise the
     branch not taken on that path goes on iterating in a loop, in the same
     Krylov space, up to `max_iter` iterations, then restarts from the Ritz
     vectors reached, for up to `rescue_iter` more in all. An empty state is
@@ -301,6 +302,7 @@ class _Krylov(NamedTuple):
         return _Krylov(left, right, images, gram)
 
     def cleared(self) -> _Krylov:
+        """The same buffers zeroed, for a restart."""
         return _Krylov(*(ops.zeros_like(buffer) for buffer in self))
 
     def extend(
