@@ -315,17 +315,27 @@ class _Krylov(NamedTuple):
             step: Where the new blocks go in the buffers, which hold `step`
                 iterations.
             pending: The rows the next right block comes from: the last
-                images (or, at step 0, the start), orthogonalized here
-                against the right blocks before.
+                images, orthogonalized here against the right blocks
+                before; or, at the static step 0, the start, orthonormal
+                or zero rows, taken as it is.
             block: Rows per block.
 
         Returns:
             The bases with the new blocks, and the new images (the next
             `pending`).
         """
-        current = _orthonormal_rows(_deflate(pending, self.right), _norm(pending))
-        preimage = _adjoint(matrix, current)
-        left_block = _orthonormal_rows(_deflate(preimage, self.left), _norm(preimage))
+        if isinstance(step, int) and step == 0:
+            # Nothing before to deflate against, and the start is
+            # orthonormal already.
+            current = pending
+            preimage = _adjoint(matrix, current)
+            left_block = _orthonormal_rows(preimage, _norm(preimage))
+        else:
+            current = _orthonormal_rows(_deflate(pending, self.right), _norm(pending))
+            preimage = _adjoint(matrix, current)
+            left_block = _orthonormal_rows(
+                _deflate(preimage, self.left), _norm(preimage)
+            )
         place = _rows_of(step, block)[:, None]
         new_images = _forward(matrix, left_block)
         images = ops.scatter_update(self.images, place, new_images)
