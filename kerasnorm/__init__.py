@@ -29,6 +29,7 @@ from kerasnorm.export import fold
 from kerasnorm.graph import to_graph
 from kerasnorm.lipschitz import LayerBound, LipschitzReport, lipschitz_bound
 from kerasnorm.ops.operators import ConvGeometry
+from kerasnorm.pictures import plot_plan
 from kerasnorm.plan import Edit, KernelStatus, Plan, plan
 from kerasnorm.policies import get_policy, register_policy, registered_policies
 from kerasnorm.rules import Rule
@@ -78,6 +79,7 @@ __all__ = [
     "lipschitz_bound",
     "normalize",
     "plan",
+    "plot_plan",
     "register_policy",
     "registered_policies",
     "select",

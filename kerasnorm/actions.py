@@ -44,6 +44,8 @@ class Action:
 
     per_layer = False
     kernel_status: str | None = None
+    # Where a call action puts its layer: "after" or "before" the call.
+    position: str | None = None
 
     def skip_reason(self, graph: nx.DiGraph, node: str) -> str | None:
         """Why this action must not apply at `node`, or None if it may."""
@@ -412,6 +414,12 @@ class EqualizeLearningRate(Action):
 
 class _InsertAction(Action, abc.ABC):
     position = "after"
+    # Added to the name of the call's layer to name the inserted layer.
+    suffix: str
+
+    def inserted_name(self, graph: nx.DiGraph, node: str) -> str:
+        """The name of the layer inserted at `node`: its layer's name and `suffix`."""
+        return f"{graph.nodes[node]['layer_name']}_{self.suffix}"
 
     @abc.abstractmethod
     def new_layer(self, graph: nx.DiGraph, node: str, name: str):
@@ -428,6 +436,8 @@ class InsertPixelNorm(_InsertAction):
     Args:
         epsilon: The PixelNorm epsilon. Defaults to `1e-8`.
     """
+
+    suffix = "pixel_norm"
 
     def __init__(self, epsilon: float = 1e-8):
         self.epsilon = epsilon
@@ -492,12 +502,12 @@ class InsertAfter(_InsertAction):
         self.suffix = suffix or _factory_name(factory)
 
     def skip_reason(self, graph, node):
-        base = graph.nodes[node]["layer_name"]
+        name = self.inserted_name(graph, node)
         if self.position == "after":
             neighbours, where = list(graph.successors(node)), "followed"
         else:
             neighbours, where = list(graph.predecessors(node)), "preceded"
-        inserted = [n for n in neighbours if self._is_inserted(graph, n, base)]
+        inserted = [n for n in neighbours if self._is_inserted(graph, n, name)]
         # After: the output feeds the inserted layer. Before: every input
         # comes through one.
         if inserted and (self.position == "after" or inserted == neighbours):
@@ -505,15 +515,15 @@ class InsertAfter(_InsertAction):
             return f"already {where} by {', '.join(names)}"
         return None
 
-    def _is_inserted(self, graph, node, base: str) -> bool:
-        """Whether `node` calls a layer this action inserted at layer `base`."""
-        pattern = re.escape(f"{base}_{self.suffix}") + r"(_\d+)?"
+    def _is_inserted(self, graph, node, name: str) -> bool:
+        """Whether `node` calls a layer this action inserted under `name`."""
+        pattern = re.escape(name) + r"(_\d+)?"
         if not re.fullmatch(pattern, graph.nodes[node]["layer_name"]):
             return False
         made = getattr(self.factory, "func", self.factory)
         if not isinstance(made, type):
             # A function: what it makes is known only by making one.
-            made = type(self.factory(name=f"{base}_{self.suffix}"))
+            made = type(self.factory(name=name))
         return isinstance(graph.nodes[node]["op"], made)
 
     def describe(self, graph, node):

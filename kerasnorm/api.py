@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -81,26 +80,7 @@ def apply_normalization(
     )
     if verbose:
         print(the_plan)
-    new_model = rewrite(the_plan)
-    _recompile(model, new_model)
-    return new_model
-
-
-def _recompile(original, new_model) -> None:
-    if not getattr(original, "optimizer", None) or not getattr(
-        original, "compiled", True
-    ):
-        return
-    config = original.get_compile_config()
-    if not config:
-        return
-    new_model.compile_from_config(config)
-    warnings.warn(
-        f"Model {original.name!r} was compiled: the normalized model is compiled "
-        "with the same loss and metrics and a fresh optimizer of the same "
-        "configuration (optimizer state such as Adam moments is not carried over).",
-        stacklevel=3,
-    )
+    return rewrite(the_plan)
 
 
 def normalize(

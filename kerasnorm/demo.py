@@ -1,17 +1,20 @@
-"""The demo: normalize a small GAN with kerasnorm and train it on generated data.
+"""The demo: the same small GAN trained without and with kerasnorm, side by side.
 
 Run it with `kerasnorm demo` (or `python -m kerasnorm`). It builds a
 ProGAN-style generator and a DCGAN-style discriminator for 16x16 images,
 prints the plans of the `progan` and `sngan` policies, applies them, and
-trains the GAN for a few hundred steps on images of soft blobs it draws
-itself (nothing is downloaded), checking the spectral norm of every
-discriminator kernel with an SVD after each step. It writes into its output
-folder:
+trains both GANs, the one as built and the normalized one, from the same
+weights on the same batches of images of soft blobs it draws itself
+(nothing is downloaded), computing the spectral norm of every discriminator
+kernel with an SVD after each step. It writes into its output folder:
 
 - `generator.svg`, `discriminator.svg`: each model's graph with the layers
-  the plan changes or inserts highlighted (`Plan.plot`);
-- `sigma.svg`: each normalized kernel's spectral norm over the steps;
-- `samples.png`: 64 generated images.
+  the plan changes or inserts highlighted (`kerasnorm.plot_plan`);
+- `sigma.svg`: each discriminator kernel's spectral norm over the steps,
+  without kerasnorm (free to grow) and with it (held at 1), side by side;
+- `samples.png`: real images, and the two generators' images from the same
+  latent vectors, side by side;
+- `report.txt`: what the pictures show, in numbers (also printed).
 """
 
 from __future__ import annotations
@@ -19,14 +22,14 @@ from __future__ import annotations
 import os
 import pathlib
 import sys
+import textwrap
 import time
 
 import numpy as np
 
 import kerasnorm
-from kerasnorm import plotting
+from kerasnorm import pictures
 from kerasnorm.adapters import active_adapter
-from kerasnorm.callbacks import SpectralNormMonitor
 
 LATENT = 32
 IMAGE = 16
@@ -116,12 +119,14 @@ def run(
     """Runs the demo (see the module docstring), printing as it goes.
 
     Args:
-        steps: Training steps.
-        out: The folder to write the pictures into; created if needed.
+        steps: Training steps of each GAN.
+        out: The folder to write the pictures and the report into; created
+            if needed.
         seed: Seeds the data, the weights and the latent vectors.
 
     Returns:
-        The spectral norm of each discriminator kernel after training.
+        The spectral norm of each kernel of the normalized discriminator
+        after training.
     """
     keras = active_adapter().keras
     out = pathlib.Path(out)
@@ -135,47 +140,137 @@ def run(
     written = []
     for name, plan in plans.items():
         print(plan, end="\n\n")
-        written.append(plan.plot(out / f"{name}.svg"))
-    generator = kerasnorm.apply_normalization(generator, "progan")
-    discriminator = kerasnorm.apply_normalization(discriminator, "sngan")
-
-    # A custom training loop drives the monitor as `fit` would.
-    monitor = SpectralNormMonitor.for_model(discriminator)
-    monitor.set_model(discriminator)
-    sigmas: dict[str, list[float]] = {}
+        written.append(kerasnorm.plot_plan(plan, out / f"{name}.svg"))
+    # The rewrite keeps every weight and leaves the originals alone: both
+    # GANs start from the same weights.
+    gans = {
+        WITHOUT: (generator, discriminator),
+        WITH: (
+            kerasnorm.apply_normalization(generator, "progan"),
+            kerasnorm.apply_normalization(discriminator, "sngan"),
+        ),
+    }
+    sigmas = {label: {} for label in gans}
+    losses = {}
     # A bar redrawn in place on a terminal; in a log file, one line at the end.
     progress = keras.utils.Progbar(
         steps,
         verbose=1 if sys.stdout.isatty() else 2,
-        stateful_metrics=["d_loss", "g_loss"],
+        stateful_metrics=["largest sigma, without", "largest sigma, with"],
     )
     start = time.perf_counter()
-    for index, d_loss, g_loss in train(generator, discriminator, steps, seed=seed):
-        logs: dict[str, float] = {}
-        monitor.on_train_batch_end(index - 1, logs)
-        for key, sigma in logs.items():
-            sigmas.setdefault(key.removeprefix("sigma/"), []).append(sigma)
-        progress.update(index, [("d_loss", d_loss), ("g_loss", g_loss)])
-    print(f"trained {steps} steps in {time.perf_counter() - start:.1f} s")
+    # The same seed gives both the same batches and latent vectors.
+    runs = {label: train(*gan, steps, seed=seed) for label, gan in gans.items()}
+    for index in range(1, steps + 1):
+        largest = []
+        for label, run_ in runs.items():
+            _, *losses[label] = next(run_)
+            for name, sigma in kernel_sigmas(gans[label][1]).items():
+                sigmas[label].setdefault(name, []).append(sigma)
+            largest.append(max(values[-1] for values in sigmas[label].values()))
+        progress.update(
+            index,
+            list(
+                zip(
+                    ["largest sigma, without", "largest sigma, with"],
+                    largest,
+                    strict=True,
+                )
+            ),
+        )
+    print(f"trained {steps} steps of each GAN in {time.perf_counter() - start:.1f} s")
 
-    sigma_chart = plotting.plot_lines(
-        out / "sigma.svg",
-        sigmas,
-        title="Spectral norm of each discriminator kernel after each step (SVD)",
-        x_label="training step",
-        y_label="sigma",
+    written.append(
+        pictures.plot_line_panels(
+            out / "sigma.svg",
+            sigmas,
+            title="Spectral norm of each discriminator kernel after each step (SVD)",
+            x_label="training step",
+            y_label="sigma",
+        )
     )
-    latent = np.random.default_rng(seed + 1).standard_normal((64, LATENT))
-    samples = plotting.save_image_grid(
-        out / "samples.png",
-        generator.predict_on_batch(latent.astype("float32")),
-        columns=8,
-    )
-    written += [sigma_chart, samples]
-    final = {name: values[-1] for name, values in sigmas.items()}
-    for name, sigma in final.items():
-        print(f"discriminator {name}: spectral norm {sigma:.5f} (target 1)")
-    worst = max(abs(sigma - 1.0) for sigma in final.values())
-    print(f"largest deviation from 1: {worst:.1e}")
+    latent = np.random.default_rng(seed + 1).standard_normal((16, LATENT))
+    samples = {"real images": blob_images(16, seed + 2)}
+    for label, (trained_generator, _) in gans.items():
+        samples[label] = trained_generator.predict_on_batch(latent.astype("float32"))
+    written.append(pictures.plot_image_grids(out / "samples.png", samples))
+    text = report(sigmas, losses, steps)
+    (out / "report.txt").write_text(text)
+    written.append(out / "report.txt")
+    print(text, end="")
     print(f"wrote {', '.join(path.name for path in written)} into {out}{os.sep}")
-    return final
+    return {name: values[-1] for name, values in sigmas[WITH].items()}
+
+
+WITHOUT = "without kerasnorm"
+WITH = "with kerasnorm"
+
+
+def kernel_sigmas(model) -> dict[str, float]:
+    """The largest singular value of each layer's kernel, by SVD in float64.
+
+    Of the kernel's matrix view, `(-1, filters)`, as spectral normalization
+    sees it; for the normalized discriminator, the kernel after the
+    constraint.
+    """
+    return {
+        layer.name: float(
+            np.linalg.norm(
+                np.asarray(layer.kernel, "float64").reshape(-1, layer.kernel.shape[-1]),
+                2,
+            )
+        )
+        for layer in model.layers
+        if hasattr(layer, "kernel")
+    }
+
+
+def report(
+    sigmas: dict[str, dict[str, list[float]]],
+    losses: dict[str, list[float]],
+    steps: int,
+) -> str:
+    """What the demo showed, in a few lines of text.
+
+    Args:
+        sigmas: GAN label -> kernel name -> spectral norm after each step.
+        losses: GAN label -> the last step's discriminator and generator
+            losses.
+        steps: The training steps of each GAN.
+
+    Returns:
+        The report, a table of each kernel's spectral norm after the first
+        and the last step and at its largest, then the losses.
+    """
+    names = list(sigmas[WITHOUT])
+    width = max(len(name) for name in ["kernel", *names])
+    intro = (
+        f"The same GAN trained {steps} steps twice, from the same weights on "
+        "the same batches: as built, and normalized by kerasnorm's progan "
+        "(generator) and sngan (discriminator) policies. "
+        "Spectral norm of each discriminator kernel (SVD): after the first "
+        "step -> after the last (largest over the steps)."
+    )
+    lines = [
+        *textwrap.wrap(intro, 76),
+        "",
+        f"{'kernel':<{width}}  {WITHOUT:<28}  {WITH}",
+    ]
+    for name in names:
+        cells = [
+            f"{values[0]:.5f} -> {values[-1]:.5f} ({max(values):.5f})"
+            for values in (sigmas[label][name] for label in (WITHOUT, WITH))
+        ]
+        lines.append(f"{name:<{width}}  {cells[0]:<28}  {cells[1]}")
+    worst = max(
+        abs(sigma - 1.0) for values in sigmas[WITH].values() for sigma in values
+    )
+    lines += [
+        "",
+        f"{WITH}: every kernel within {worst:.1e} of 1 at every step.",
+        *(
+            f"last losses {label}: discriminator {d:.3f}, generator {g:.3f}"
+            for label, (d, g) in losses.items()
+        ),
+    ]
+    return "\n".join(lines) + "\n"

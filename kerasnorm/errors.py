@@ -25,7 +25,8 @@ class KerasNormValueError(KerasNormError, ValueError):
 class MissingDependencyError(KerasNormError, ImportError):
     """An optional package the requested output needs is not installed.
 
-    kerasnorm requires only TensorFlow, a Keras and networkx; writing a
-    graph picture as PNG (`Plan.plot("graph.png")`) needs matplotlib too.
-    The message names the package to install.
+    kerasnorm requires only TensorFlow, a Keras and networkx; its pictures
+    (`kerasnorm.plot_plan`, `kerasnorm.pictures.plot_lines`) need matplotlib
+    too, or, for `plot_plan`, pydot and Graphviz. The message names the
+    package to install.
     """

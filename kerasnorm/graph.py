@@ -28,6 +28,8 @@ layer `dense`. Each node carries plain attributes:
 | `wrapped`        | the class name of the kerasnorm wrapper around the layer    |
 |                  | (`"SpectralNormalization"`, `"EqualizedLR"`), or `None`     |
 | `ir`, `ir_node`  | the `ModelIR` holding the call and the call's name there    |
+| `call`           | `ir.call_key(ir_node)`: shared by the nodes of every call   |
+|                  | of a nested model                                           |
 
 The graph's own attributes hold `model`, `adapter`, `ir` (the top
 `ModelIR`), `scopes` (scope -> `ModelIR` of the model called there),
@@ -196,6 +198,7 @@ def _add_node(graph, gid: str, node, ir: ModelIR, scope) -> None:
         region_input=False,
         ir=ir,
         ir_node=node.name,
+        call=ir.call_key(node.name),
     )
 
 

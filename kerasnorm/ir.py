@@ -202,6 +202,15 @@ class ModelIR:
     def output_refs(self) -> list[Ref]:
         return keras.tree.flatten(self.outputs)
 
+    def call_key(self, name: str) -> tuple[int, str]:
+        """The key of the call named `name` in this model, wherever it is called.
+
+        A nested model called twice is one `ModelIR`: both of its calls'
+        graph nodes share the key, and an insertion planned at one of them
+        is made in the model, so at both.
+        """
+        return (id(self), name)
+
     def insert_after(self, ref: Ref, node: Node) -> None:
         """Inserts `node`, which reads `ref`, and moves every other use of `ref` to it.
 

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
-import pathlib
+import itertools
 from collections import Counter
 from collections.abc import Sequence
+from typing import Literal
 
 import networkx as nx
 
-from kerasnorm import plotting
 from kerasnorm.actions import (
     Action,
     ConstrainKernel,
@@ -34,10 +33,18 @@ from kerasnorm.policies import get_policy
 from kerasnorm.roles import RoleDecision, check_role
 from kerasnorm.rules import Rule
 
+# What a node of `Plan.to_networkx()` is: a layer call the plan leaves as
+# it is, one whose layer it changes, or a layer it inserts.
+NodeKind = Literal["unchanged", "changed", "inserted"]
+
 
 @dataclasses.dataclass(frozen=True)
 class Edit:
     """One change a plan makes (or skips).
+
+    The record the rewrite carries out and `Plan.to_networkx` draws from:
+    neither works out again which call an insertion goes to or what the
+    inserted layer is called.
 
     Attributes:
         node: The graph node (see `to_graph`) the rule matched.
@@ -45,6 +52,10 @@ class Edit:
         action: The action, resolved for the plan's mode.
         rule: The name of the rule that chose it.
         detail: What exactly changes, in words.
+        call: The call's key in the model that holds it
+            (`ModelIR.call_key`): a nested model called twice has one key
+            per call of its own, shared by both of its calls, and an
+            insertion goes into the nested model, so into both.
         skipped: Why the change is not made, or None if it is.
         kernels: For spectral normalization, the paths (see
             `kerasnorm.layers.kernels.Kernel`) of the layer's kernels it
@@ -52,6 +63,10 @@ class Edit:
         blocked: Whether the change was skipped because it cannot be made
             (rather than because it was made already): `strict=True`
             raises for these.
+        inserted: The name of the layer an insertion adds
+            (`"act1_pixel_norm"`; the rewrite appends `_1`, `_2`... where
+            the model has that name already), None for a change of the
+            layer itself.
     """
 
     node: str
@@ -59,9 +74,21 @@ class Edit:
     action: Action
     rule: str
     detail: str
+    call: tuple[int, str]
     skipped: str | None = None
     kernels: tuple[str, ...] = ()
     blocked: bool = False
+    inserted: str | None = None
+
+    @property
+    def kind(self) -> NodeKind:
+        """`"inserted"` for an insertion, `"changed"` for a change of the layer."""
+        return "changed" if self.inserted is None else "inserted"
+
+    @property
+    def reason(self) -> str:
+        """What changes and the rule that chose it, in words."""
+        return f"{self.detail} (rule {self.rule!r})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,6 +195,122 @@ class Plan:
     def __len__(self) -> int:
         return len(self.changes)
 
+    @property
+    def title(self) -> str:
+        """The first line of the printed plan: the model and the mode."""
+        return f"Plan for model {self.model.name!r} (mode={self.mode!r})"
+
+    def to_networkx(self) -> nx.DiGraph:
+        """The model's layer calls as the rewrite builds them, inserted layers included.
+
+        One node per layer call, with the ids of `to_graph`, and one per
+        inserted layer, where the rewrite puts it; one edge per tensor
+        passed. An inserted layer's id is its name with the path of the
+        nested model holding it (`"block/dense_pixel_norm"`), and `#1`,
+        `#2`... where that id is taken: a nested model called twice has
+        its insertion at both calls, and `InsertBefore` puts one layer on
+        each input. Skipped edits are not shown. Each node has:
+
+        - `kind` (`NodeKind`): `"unchanged"`; `"changed"`, its layer is
+          changed (so at every call of it); or `"inserted"`.
+        - `label` (`str`): the node id and the layer's class,
+          `"conv1 (Conv2D)"`; for an inserted layer, its id without `#`.
+        - `reason` (`str`): the change's `Edit.reason`; `""` for an
+          unchanged call.
+        - `edit` (`Edit` or None): the change; None for an unchanged call.
+
+        The graph's attribute `title` is the plan's `title` and the number
+        of changes.
+
+        Returns:
+            A `networkx.DiGraph`.
+
+        Example:
+
+        >>> from kerasnorm.demo import build_generator
+        >>> graph = kerasnorm.plan(build_generator(keras), "progan").to_networkx()
+        >>> sorted(n for n, kind in graph.nodes(data="kind") if kind == "inserted")
+        ['act1_pixel_norm', 'act2_pixel_norm', 'fc_act_pixel_norm', 'z_pixel_norm']
+        >>> list(graph.successors("act1"))
+        ['act1_pixel_norm']
+        >>> graph.nodes["act1_pixel_norm"]["reason"]
+        "insert PixelNorm(axis=-1) after (rule 'progan: activation')"
+        """
+        graph = self.graph
+        changed = {
+            id(graph.nodes[edit.node]["op"]): edit
+            for edit in self.changes
+            if edit.kind == "changed"
+        }
+        drawn = nx.DiGraph(title=f"{self.title}: {len(self.changes)} changes")
+        for node, data in graph.nodes(data=True):
+            edit = changed.get(id(data["op"]))
+            drawn.add_node(
+                node,
+                kind=edit.kind if edit else "unchanged",
+                label=f"{node} ({data['class_name']})",
+                reason=edit.reason if edit else "",
+                edit=edit,
+            )
+        drawn.add_edges_from(graph.edges)
+        calls: dict[tuple[int, str], list[str]] = {}
+        for node, call in graph.nodes(data="call"):
+            calls.setdefault(call, []).append(node)
+        for edit in self.changes:
+            if edit.kind != "inserted":
+                continue
+            for node in calls[edit.call]:
+                label = "/".join((*graph.nodes[node]["scope"], edit.inserted))
+                box = {"kind": "inserted", "label": label, "reason": edit.reason}
+                if edit.action.position == "after":
+                    new = _free_id(drawn, label)
+                    successors = list(drawn.successors(node))
+                    drawn.add_node(new, **box, edit=edit)
+                    drawn.remove_edges_from((node, s) for s in successors)
+                    drawn.add_edges_from([(node, new), *((new, s) for s in successors)])
+                else:
+                    for predecessor in list(drawn.predecessors(node)):
+                        new = _free_id(drawn, label)
+                        drawn.add_node(new, **box, edit=edit)
+                        drawn.remove_edge(predecessor, node)
+                        drawn.add_edges_from([(predecessor, new), (new, node)])
+        return drawn
+
+    def to_dot(self) -> str:
+        """`to_networkx()` as DOT text, for Graphviz or pydot; needs neither.
+
+        A box per node, labelled with its `label` and, under it, its
+        `reason`; its `class` is its `kind`. `kerasnorm.plot_plan` draws it.
+
+        Returns:
+            The text of a DOT `digraph`.
+
+        Example:
+
+        >>> from kerasnorm.demo import build_discriminator
+        >>> dot = kerasnorm.plan(build_discriminator(keras), "sngan").to_dot()
+        >>> dot.count("class=changed"), dot.count(" -> ")
+        (3, 6)
+        """
+        graph = self.to_networkx()
+        lines = [
+            f"digraph {_dot_string(self.model.name)} {{",
+            f"  label={_dot_string(graph.graph['title'])};",
+            "  labelloc=t;",
+            '  node [shape=box, style="rounded,filled", fillcolor=white];',
+        ]
+        for node, data in graph.nodes(data=True):
+            text = "\n".join(filter(None, (data["label"], data["reason"])))
+            lines.append(
+                f"  {_dot_string(node)} [label={_dot_string(text)}, "
+                f"class={data['kind']}];"
+            )
+        lines += [
+            f"  {_dot_string(source)} -> {_dot_string(target)};"
+            for source, target in graph.edges
+        ]
+        return "\n".join([*lines, "}"]) + "\n"
+
     def __str__(self) -> str:
         header = ("node", "change", "rule", "note")
         rows = [
@@ -184,7 +327,7 @@ class Plan:
         widths = [max(len(row[i]) for row in [header, *rows]) for i in range(columns)]
         line = "  ".join(f"{{:<{w}}}" for w in widths)
         out = [
-            f"Plan for model {self.model.name!r} (mode={self.mode!r})",
+            self.title,
             *(f"role of {path!r}: {decision}" for path, decision in self.roles.items()),
             line.format(*header).rstrip(),
             line.format(*("-" * w for w in widths)).rstrip(),
@@ -214,36 +357,6 @@ class Plan:
 
     def __repr__(self) -> str:
         return f"<Plan {self.model.name!r}: {len(self.changes)} changes>"
-
-    def plot(self, path: str | os.PathLike) -> pathlib.Path:
-        """Draws the model's graph with the plan's changes highlighted.
-
-        One box per layer call, in rows by topological order: layers the
-        plan changes in orange, layers it inserts in green, where the
-        rewrite puts them. See `kerasnorm.plotting.plot_plan`.
-
-        Args:
-            path: Where to write: an `.svg` file, or a `.png` file if
-                matplotlib is installed.
-
-        Returns:
-            `path`, as a `pathlib.Path`.
-
-        Raises:
-            KerasNormValueError: If `path` ends neither in `.svg` nor `.png`.
-            MissingDependencyError: For `.png` when matplotlib is not
-                installed.
-
-        Example:
-
-        >>> import tempfile
-        >>> from kerasnorm.demo import build_generator
-        >>> plan = kerasnorm.plan(build_generator(keras), policy="progan")
-        >>> path = plan.plot(tempfile.mkdtemp() + "/generator.svg")
-        >>> path.read_text().count("insert PixelNorm")
-        4
-        """
-        return plotting.plot_plan(self, path)
 
 
 def plan(
@@ -322,9 +435,15 @@ def _edit(graph, node, rule, action, claimed) -> list[Edit]:
     if action.per_layer:
         key = ("layer", id(data["op"]))
     else:
-        key = ("call", id(data["ir"]), data["ir_node"], getattr(action, "position", ""))
+        key = ("call", data["call"], action.position)
     edit = functools.partial(
-        Edit, node=node, layer=data["layer_name"], action=action, rule=rule.name
+        Edit,
+        node=node,
+        layer=data["layer_name"],
+        action=action,
+        rule=rule.name,
+        call=data["call"],
+        inserted=None if action.per_layer else action.inserted_name(graph, node),
     )
     every_kernel = tuple(k.path for k in data["kernels"]) if action.per_layer else ()
     if key in claimed:
@@ -412,3 +531,15 @@ def _where(graph: nx.DiGraph, scope: tuple) -> str:
     if scope:
         return f"nested model {'/'.join(scope)!r}"
     return f"model {graph.graph['scopes'][scope].name!r}"
+
+
+def _free_id(graph: nx.DiGraph, name: str) -> str:
+    """`name`, or `name#1`, `name#2`... : the first that is not a node of `graph`."""
+    numbered = (f"{name}#{number}" for number in itertools.count(1))
+    return next(id_ for id_ in itertools.chain([name], numbered) if id_ not in graph)
+
+
+def _dot_string(text: str) -> str:
+    """`text` as a quoted DOT string."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'

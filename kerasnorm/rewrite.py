@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import warnings
 
 import keras
 
@@ -31,7 +32,7 @@ from kerasnorm.layers.kernels import (
     set_config_value,
 )
 from kerasnorm.layers.wrapper import KernelWrapperBase
-from kerasnorm.plan import Plan
+from kerasnorm.plan import Edit, Plan
 
 
 def rewrite(plan: Plan):
@@ -41,10 +42,32 @@ def rewrite(plan: Plan):
         plan: A `Plan` from `kerasnorm.plan`.
 
     Returns:
-        A new, uncompiled model. Its layers keep their originals' names,
-        configs (but for the planned constraints) and weights.
+        A new model. Its layers keep their originals' names, configs (but
+        for the planned constraints) and weights. If the plan's model was
+        compiled, the new one is compiled with the same loss and metrics and
+        a fresh optimizer of the same configuration (a warning says so).
     """
-    return _Rewriter(plan).run()
+    new_model = _Rewriter(plan).run()
+    _recompile(plan.model, new_model)
+    return new_model
+
+
+def _recompile(original, new_model) -> None:
+    """Compiles `new_model` as `original` was, if it was, and warns so."""
+    if not getattr(original, "optimizer", None) or not getattr(
+        original, "compiled", True
+    ):
+        return
+    config = original.get_compile_config()
+    if not config:
+        return
+    new_model.compile_from_config(config)
+    warnings.warn(
+        f"Model {original.name!r} was compiled: the normalized model is compiled "
+        "with the same loss and metrics and a fresh optimizer of the same "
+        "configuration (optimizer state such as Adam moments is not carried over).",
+        stacklevel=4,
+    )
 
 
 class _Rewriter:
@@ -53,15 +76,14 @@ class _Rewriter:
         self.adapter = graph.graph["adapter"]
         self.top = graph.graph["ir"]
         self.layer_edits: dict[int, tuple] = {}
-        self.insertions: dict[tuple[int, str], list] = {}
+        self.insertions: dict[tuple[int, str], list[Edit]] = {}
         for edit in plan.changes:
             data = graph.nodes[edit.node]
-            if edit.action.per_layer:
+            if edit.kind == "changed":
                 kernels = [k for k in data["kernels"] if k.path in edit.kernels]
                 self.layer_edits[id(data["op"])] = (edit.action, kernels, edit.node)
             else:
-                key = (id(data["ir"]), data["ir_node"])
-                self.insertions.setdefault(key, []).append((edit.action, edit.node))
+                self.insertions.setdefault(edit.call, []).append(edit)
         self.graph = graph
         self.names = _all_names(self.top)
         self.clones: dict[int, object] = {}
@@ -158,26 +180,22 @@ class _Rewriter:
             nodes={name: dataclasses.replace(node) for name, node in ir.nodes.items()},
         )
         for node in ir:
-            for action, graph_node in self.insertions.get((id(ir), node.name), []):
-                if action.position == "after":
+            for edit in self.insertions.get(ir.call_key(node.name), []):
+                if edit.action.position == "after":
                     for index, info in enumerate(node.outputs):
-                        new = self._new_node(
-                            action, graph_node, (Ref(node.name, index),), info
-                        )
+                        new = self._new_node(edit, (Ref(node.name, index),), info)
                         edited.insert_after(Ref(node.name, index), new)
                 else:
                     # The input may itself have just got an insertion after it.
                     for ref in dict.fromkeys(edited.nodes[node.name].refs()):
                         info = edited.nodes[ref.node].outputs[ref.index]
-                        new = self._new_node(action, graph_node, (ref,), info)
+                        new = self._new_node(edit, (ref,), info)
                         edited.insert_before(node.name, ref, new)
         return edited
 
-    def _new_node(self, action, graph_node, args, info) -> Node:
-        base = self.graph.nodes[graph_node]["layer_name"]
-        suffix = getattr(action, "suffix", "pixel_norm")
-        name = _unique(f"{base}_{suffix}", self.names)
-        layer = action.new_layer(self.graph, graph_node, name)
+    def _new_node(self, edit: Edit, args, info) -> Node:
+        name = _unique(edit.inserted, self.names)
+        layer = edit.action.new_layer(self.graph, edit.node, name)
         self.clones[id(layer)] = layer
         return Node(name, layer, args=args, outputs=(info,))
 

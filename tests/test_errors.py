@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import functools
 import io
+import json
 import pathlib
 import re
 import sys
@@ -29,7 +30,7 @@ import tensorflow as tf
 from helpers import adapter_named, snapshot
 
 import kerasnorm
-from kerasnorm import cli, plotting, select
+from kerasnorm import cli, pictures, select
 from kerasnorm.adapters import ADAPTERS
 from kerasnorm.errors import KerasNormError
 from kerasnorm.ops.operators import ConvOperator
@@ -280,10 +281,11 @@ def _unbuilt_wrapper(env):
     return env.adapter.SpectralNormalization(env.k.layers.Dense(3)).fold()
 
 
-def _png_without_matplotlib(env):
+def _picture_without_matplotlib(env):
+    env.monkeypatch.setattr(pictures, "_graphviz_available", lambda: False)
     env.monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     the_plan = kerasnorm.plan(env.model, "sngan", role="discriminator")
-    return the_plan.plot(env.tmp / "plan.png")
+    return kerasnorm.plot_plan(the_plan, env.tmp / "plan.png")
 
 
 def _monitor_of_other_keras(env):
@@ -316,6 +318,27 @@ def _keras_file_without_config(env):
 
 def _apply(env, out):
     return _cli(env, "apply", env.saved, out, "--policy", "sngan")
+
+
+def _file_with_an_unknown_class(env):
+    """The saved model, its layer 'conv_out' of a class no one registered."""
+    with zipfile.ZipFile(env.saved) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(files["config.json"])
+    layer = next(
+        layer for layer in config["config"]["layers"] if layer["name"] == "conv_out"
+    )
+    layer.update(
+        module="my_layers",
+        class_name="ReflectionPadding2D",
+        registered_name="MyGAN>ReflectionPadding2D",
+    )
+    files["config.json"] = json.dumps(config).encode()
+    path = env.tmp / "gen.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return path
 
 
 RULE = kerasnorm.Rule(select.name("conv"), kerasnorm.SpectralNormalize())
@@ -829,48 +852,56 @@ CASES: dict[str, list[Case]] = {
     "A picture file kerasnorm cannot write": [
         Case(
             KerasNormError,
-            "the file name must end in '.svg' or '.png'",
-            lambda env: kerasnorm.plan(env.model, "sngan", role="discriminator").plot(
-                env.tmp / "plan.pdf"
+            "plot_plan writes PNG, SVG or PDF: the file name must end in "
+            "'.png', '.svg' or '.pdf'",
+            lambda env: kerasnorm.plot_plan(
+                kerasnorm.plan(env.model, "sngan", role="discriminator"),
+                env.tmp / "plan.jpg",
             ),
         ),
         Case(
             KerasNormError,
-            "plot_lines writes SVG",
-            lambda env: plotting.plot_lines(env.tmp / "sigma.png", {"a": [1.0]}),
+            "plot_lines writes PNG, SVG or PDF",
+            lambda env: pictures.plot_lines(env.tmp / "sigma.jpg", {"a": [1.0]}),
         ),
         Case(
             KerasNormError,
             "save_image_grid writes PNG",
-            lambda env: plotting.save_image_grid(
+            lambda env: pictures.save_image_grid(
                 env.tmp / "grid.svg", np.zeros((1, 2, 2, 3))
             ),
         ),
     ],
-    "PNG output without matplotlib": [
+    "A picture without matplotlib": [
         Case(
             kerasnorm.MissingDependencyError,
-            "needs matplotlib",
-            _png_without_matplotlib,
+            r"needs matplotlib, which is not installed: "
+            r'pip install "kerasnorm\[pictures\]"',
+            _picture_without_matplotlib,
         ),
     ],
     "Data a chart or an image grid cannot show": [
         Case(
             KerasNormError,
             "A line chart needs at least one series",
-            lambda env: plotting.plot_lines(env.tmp / "sigma.svg", {}),
+            lambda env: pictures.plot_lines(env.tmp / "sigma.svg", {}),
         ),
         Case(
             KerasNormError,
             "Series 'a' has 2 values for 3 x values",
-            lambda env: plotting.plot_lines(
+            lambda env: pictures.plot_lines(
                 env.tmp / "sigma.svg", {"a": [1.0, 2.0]}, x=[1, 2, 3]
             ),
         ),
         Case(
             KerasNormError,
+            "plot_image_grids needs at least one batch of images",
+            lambda env: pictures.plot_image_grids(env.tmp / "samples.png", {}),
+        ),
+        Case(
+            KerasNormError,
             r"Expected a batch of images .* received shape \(2, 2, 3\)",
-            lambda env: plotting.save_image_grid(
+            lambda env: pictures.save_image_grid(
                 env.tmp / "grid.png", np.zeros((2, 2, 3))
             ),
         ),
@@ -937,6 +968,26 @@ CASES: dict[str, list[Case]] = {
             "saves to .keras files only",
             lambda env: _apply(env, env.tmp / "out.h5"),
             kerases=("keras3",),
+        ),
+    ],
+    "A module --import cannot import": [
+        Case(
+            CommandFailedError,
+            "Cannot import module 'no_such_module' given to --import: "
+            "ModuleNotFoundError",
+            lambda env: _cli(
+                env, "plan", env.saved, "--policy", "sngan", "--import=no_such_module"
+            ),
+        ),
+    ],
+    "A custom class the command does not know": [
+        Case(
+            CommandFailedError,
+            r"does not know: 'MyGAN>ReflectionPadding2D' \(module 'my_layers'\)\. "
+            "Import the module .* --import my_layers",
+            lambda env: _cli(
+                env, "plan", _file_with_an_unknown_class(env), "--policy", "sngan"
+            ),
         ),
     ],
 }

@@ -38,9 +38,9 @@ def test_site_builds_strictly(tmp_path):
     api = (site / "api" / "index.html").read_text()
     for identifier in (
         "kerasnorm.api.apply_normalization",
-        "kerasnorm.plan.Plan.plot",
+        "kerasnorm.plan.Plan.to_networkx",
         "kerasnorm.callbacks.SpectralNormMonitorBase",
-        "kerasnorm.plotting.plot_plan",
+        "kerasnorm.pictures.plot_plan",
         "kerasnorm.cli.load_model",
     ):
         assert f'id="{identifier}"' in api, identifier
