@@ -23,7 +23,8 @@ METHODS = {
 TRADE_OFFS = {
     "n_iter=1, tol=None": {"n_iter": 1, "tol": None},
     "n_iter=4, tol=None": {"n_iter": 4, "tol": None},
-    "tol=1e-2 (default)": {},
+    "tol=1e-2": {"tol": 1e-2},
+    "tol=5e-3 (default)": {},
     "tol=3e-3": {"tol": 3e-3},
     "tol=1e-3": {"tol": 1e-3},
     "tol=1e-4, max_iter=24": {"tol": 1e-4, "max_iter": 24},

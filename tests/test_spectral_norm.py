@@ -240,7 +240,7 @@ def test_config_round_trip(adapter):
 def test_auto_tolerance_by_what_sigma_is_of(adapter):
     geometry = {"input_shape": (8, 8, 3), "strides": 1, "padding": "same"}
     matrix, operator = adapter.SpectralNorm(), adapter.SpectralNorm(geometry=geometry)
-    assert (matrix.tracking.tol, matrix.tracking.max_iter) == (1e-2, 6)
+    assert (matrix.tracking.tol, matrix.tracking.max_iter) == (5e-3, 6)
     assert (operator.tracking.tol, operator.tracking.max_iter) == (1e-4, 24)
     assert operator.get_config()["tol"] == operator.get_config()["max_iter"] == "auto"
     clone = adapter.SpectralNorm.from_config(operator.get_config())
@@ -290,3 +290,32 @@ def test_a_kernel_replaced_behind_its_back_is_followed_past_max_iter(adapter):
     # ... the constraint's step goes on, restarting, until it converges.
     projected = np.asarray(constraint(variable))
     assert top_singular_value(projected) == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.mark.parametrize("tol, within", [("auto", 1e-3), (1e-2, None)])
+def test_the_default_tol_holds_sigma_where_a_direction_rises(tol, within):
+    """The demo's GAN: around step 60 a direction outside the tracked block
+    rises past conv2's top one. At tol=1e-2 the block's own pair passes
+    the residual test and sigma is 6.9e-3 low; the default catches it."""
+    import keras
+
+    import kerasnorm
+    from kerasnorm import demo
+
+    keras.utils.set_random_seed(0)
+    # Built before either rewrite, as the demo builds them: a rewrite's
+    # clones draw from the random generator.
+    generator, discriminator = (
+        demo.build_generator(keras),
+        demo.build_discriminator(keras),
+    )
+    generator = kerasnorm.apply_normalization(generator, "progan")
+    discriminator = kerasnorm.apply_normalization(discriminator, "sngan", tol=tol)
+    worst = 0.0
+    for _ in demo.train(generator, discriminator, steps=64, seed=0):
+        conv2 = demo.kernel_sigmas(discriminator)["conv2"]
+        worst = max(worst, abs(conv2 - 1.0))
+    if within is None:
+        assert worst > 1e-3  # the case is still one a loose test misses
+    else:
+        assert worst < within

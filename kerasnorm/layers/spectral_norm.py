@@ -10,9 +10,14 @@ from kerasnorm.errors import KerasNormTypeError, KerasNormValueError
 from kerasnorm.layers.tracking import Tracking, check_positive, work_dtype
 from kerasnorm.ops import layouts, operators
 
-# What `tol="auto"` is on a kernel's matrix: the largest error in sigma over
-# the 100 steps of docs/benchmarks.md is 6.6e-4 at this tolerance.
-MATRIX_TOL = 1e-2
+# What `tol="auto"` is on a kernel's matrix. A residual test passes on any
+# singular pair, not only the top one: where a direction outside the tracked
+# block rises past it, sigma is low by up to about `tol`. At 1e-2 the demo's
+# discriminator (300 steps) had a kernel at 1.0069 for ten steps; at 5e-3 its
+# largest error is 3.1e-4 (the DCGAN-64 discriminator of docs/benchmarks.md:
+# 6.6e-4 at both), and a step costs the same: most steps stop after one
+# iteration at either. 3e-3 costs measurably more (see the trade-off table).
+MATRIX_TOL = 5e-3
 
 
 def _check_layouts(layout):
@@ -83,7 +88,7 @@ class SpectralNormBase:
         n_iter: Iterations per step, at least. Defaults to `1`.
         tol: Stop iterating once the top singular pair's residual is at most
             `tol * sigma_max`; None runs exactly `n_iter` iterations.
-            Defaults to `"auto"`: `1e-2` on a kernel's matrix (`1e-3` or
+            Defaults to `"auto"`: `5e-3` on a kernel's matrix (`1e-3` or
             `1e-4` buy accuracy for time), `1e-4` with a `geometry`, whose
             operator's top singular values lie too close for a loose test
             to notice a new top direction (see `kerasnorm.layers.tracking`).
