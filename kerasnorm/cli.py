@@ -346,6 +346,25 @@ def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
+def _progress_bar(args: argparse.Namespace, adapter: Adapter):
+    """A bar the rewrite redraws in place, on a terminal and unless quiet.
+
+    Returns:
+        A `progress(done, total)` callable for `rewrite`, or None.
+    """
+    if args.verbosity <= QUIET or not sys.stdout.isatty():
+        return None
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = adapter.keras.utils.Progbar(total, unit_name="layer")
+        bar.update(done)
+
+    return update
+
+
 class _Stages:
     """Prints `[  1.2 s] stage` lines on stderr, unless the command is quiet."""
 
@@ -401,7 +420,7 @@ def _apply(args: argparse.Namespace) -> None:
     stage("rewriting")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        new_model = rewrite(the_plan)
+        new_model = rewrite(the_plan, progress=_progress_bar(args, adapter))
     if args.verbosity > QUIET:
         for warning in caught:
             print(f"note: {warning.message}", file=sys.stderr)

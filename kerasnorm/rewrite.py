@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import warnings
+from collections.abc import Callable
 
 import keras
 
@@ -35,11 +36,15 @@ from kerasnorm.layers.wrapper import KernelWrapperBase
 from kerasnorm.plan import Edit, Plan
 
 
-def rewrite(plan: Plan):
+def rewrite(plan: Plan, progress: Callable[[int, int], None] | None = None):
     """Builds the model `plan` describes.
 
     Args:
         plan: A `Plan` from `kerasnorm.plan`.
+        progress: Called as `progress(done, total)` after each layer is
+            cloned and after each layer's weights are copied (`total` is
+            twice the layers the model holds), for a progress bar on a
+            large model; None for no calls.
 
     Returns:
         A new model. Its layers keep their originals' names, configs (but
@@ -47,7 +52,7 @@ def rewrite(plan: Plan):
         compiled, the new one is compiled with the same loss and metrics and
         a fresh optimizer of the same configuration (a warning says so).
     """
-    new_model = _Rewriter(plan).run()
+    new_model = _Rewriter(plan, progress).run()
     _recompile(plan.model, new_model)
     return new_model
 
@@ -71,7 +76,7 @@ def _recompile(original, new_model) -> None:
 
 
 class _Rewriter:
-    def __init__(self, plan: Plan):
+    def __init__(self, plan: Plan, progress: Callable[[int, int], None] | None):
         graph = plan.graph
         self.adapter = graph.graph["adapter"]
         self.top = graph.graph["ir"]
@@ -89,6 +94,8 @@ class _Rewriter:
         self.clones: dict[int, object] = {}
         self.models: dict[int, object] = {}
         self.pairs: list[tuple[object, object]] = []
+        self.progress = progress
+        self.done, self.total = 0, 2 * _layer_count(self.top)
 
     def run(self):
         model = self._build(self.top)
@@ -97,7 +104,13 @@ class _Rewriter:
             kernels = find_kernels(clone, self.adapter)
             self._check_constrained(original, kernels)
             self._prepare_spectral_state(kernels)
+            self._advance()
         return model
+
+    def _advance(self) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, self.total)
 
     def _check_constrained(self, original, kernels) -> None:
         """Raises unless every kernel the plan constrains got its constraint.
@@ -209,6 +222,7 @@ class _Rewriter:
         else:
             clone = self._clone(op)
             self.pairs.append((op, clone))
+            self._advance()
         self.clones[id(op)] = clone
         return clone
 
@@ -269,6 +283,19 @@ def _inputs_by_keyword(layer, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
     if len(names) < len(args):
         return args, kwargs
     return args[:1], {**dict(zip(names[1:], args[1:], strict=False)), **kwargs}
+
+
+def _layer_count(ir: ModelIR) -> int:
+    """The layers a rewrite of `ir` clones: each once, however often called."""
+    layers, stack = set(), [ir]
+    while stack:
+        current = stack.pop()
+        for node in current:
+            if node.submodel is not None:
+                stack.append(node.submodel)
+            elif not node.is_input:
+                layers.add(id(node.op))
+    return len(layers)
 
 
 def _all_names(ir: ModelIR) -> set[str]:

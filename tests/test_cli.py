@@ -346,6 +346,20 @@ def test_apply_prints_its_stages(capsys, tmp_path):
     )
 
 
+def test_apply_draws_a_progress_bar_on_a_terminal(capsys, monkeypatch, tmp_path):
+    source, target = tmp_path / "d.keras", tmp_path / "d_sn.keras"
+    _saved_discriminator(ADAPTERS[0], source)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert cli.main(["apply", str(source), str(target), "--policy", "sngan"]) == 0
+    out = capsys.readouterr().out
+    # Six layers after the input: each cloned, then its weights copied.
+    assert "12/12" in out and "layer" in out
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
+    again = ["apply", str(source), str(tmp_path / "again.keras"), "--policy", "sngan"]
+    assert cli.main(again) == 0
+    assert "/12" not in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("where", ["before", "after"])
 def test_quiet_prints_only_the_result(capsys, tmp_path, where):
     source, target = tmp_path / "d.keras", tmp_path / "d_sn.keras"

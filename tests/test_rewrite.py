@@ -7,6 +7,7 @@ import zoo
 from helpers import is_kernel, snapshot, top_singular_value
 
 import kerasnorm
+from kerasnorm.rewrite import rewrite
 
 GENERATORS = [
     name for name, facts in zoo.EXPECTED.items() if facts["role"] == "generator"
@@ -285,3 +286,19 @@ def test_a_nested_model_called_twice_stays_one_model(adapter):
     x = np.random.default_rng(0).normal(size=(2, *zoo.IMAGE_SHAPE)).astype("float32")
     for got, want in zip(_outputs(new, [x, x]), _outputs(both, [x, x]), strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+def test_progress_counts_each_layer_cloned_and_copied_once(adapter):
+    keras = adapter.keras
+    shared = keras.layers.Dense(8, name="shared")
+    block_input = keras.Input((8,), name="block_input")
+    block = keras.Model(block_input, shared(block_input), name="block")
+    z = keras.Input((8,), name="z")
+    hidden = shared(block(block(z)))
+    model = keras.Model(z, keras.layers.Dense(1, name="out")(hidden))
+    calls = []
+    the_plan = kerasnorm.plan(model, "sngan", role="discriminator")
+    rewrite(the_plan, progress=lambda *call: calls.append(call))
+    # Two layers (`shared`, in the block and at the top, and `out`), each
+    # cloned once and its weights copied once.
+    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
