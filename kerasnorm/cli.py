@@ -496,7 +496,7 @@ def load_model(path: str | os.PathLike):
     failures = []
     for candidate in candidates:
         try:
-            return _load_with(candidate, path)
+            return candidate.keras.models.load_model(path)
         except Exception as error:
             first_line = str(error).strip().splitlines()[0] if str(error) else ""
             failures.append(f"{candidate.name}: {type(error).__name__} {first_line}")
@@ -556,11 +556,7 @@ def _unknown_classes(adapter: Adapter, config: object) -> list[tuple[str, str]]:
     registration's package before a `>` for a registered class.
     """
     keras = adapter.keras
-    registered = (
-        keras.utils.get_registered_object
-        if adapter.name == "tf_keras"
-        else keras.saving.get_registered_object
-    )
+    registered = keras.saving.get_registered_object
     unknown: dict[str, str] = {}
     for entry in _class_entries(config):
         name = entry.get("registered_name") or entry["class_name"]
@@ -591,9 +587,3 @@ def _class_entries(config: object) -> Iterator[dict]:
     elif isinstance(config, list):
         for value in config:
             yield from _class_entries(value)
-
-
-def _load_with(adapter: Adapter, path: pathlib.Path):
-    if adapter.name == "tf_keras":
-        return adapter.keras.models.load_model(path)
-    return adapter.keras.saving.load_model(path)
