@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import keras
 
@@ -285,29 +285,32 @@ def _inputs_by_keyword(layer, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
     return args[:1], {**dict(zip(names[1:], args[1:], strict=False)), **kwargs}
 
 
-def _layer_count(ir: ModelIR) -> int:
-    """The layers a rewrite of `ir` clones: each once, however often called."""
-    layers, stack = set(), [ir]
+def _models(ir: ModelIR) -> Iterator[ModelIR]:
+    """`ir` and the `ModelIR` of every model nested in it, at any depth."""
+    stack = [ir]
     while stack:
         current = stack.pop()
-        for node in current:
-            if node.submodel is not None:
-                stack.append(node.submodel)
-            elif not node.is_input:
-                layers.add(id(node.op))
-    return len(layers)
+        yield current
+        stack.extend(node.submodel for node in current if node.submodel is not None)
+
+
+def _layer_count(ir: ModelIR) -> int:
+    """The layers a rewrite of `ir` clones: each once, however often called."""
+    return len(
+        {
+            id(node.op)
+            for model in _models(ir)
+            for node in model
+            if node.submodel is None and not node.is_input
+        }
+    )
 
 
 def _all_names(ir: ModelIR) -> set[str]:
     names = set()
-    stack = [ir]
-    while stack:
-        current = stack.pop()
-        names.add(current.name)
-        for node in current:
-            names.add(node.op.name)
-            if node.submodel is not None:
-                stack.append(node.submodel)
+    for model in _models(ir):
+        names.add(model.name)
+        names.update(node.op.name for node in model)
     return names
 
 
