@@ -3,6 +3,9 @@ import pytest
 import tensorflow as tf
 from helpers import top_singular_value
 
+import kerasnorm
+from kerasnorm import demo
+from kerasnorm.adapters import ADAPTERS
 from kerasnorm.errors import KerasNormTypeError, KerasNormValueError
 from kerasnorm.ops import layouts
 from kerasnorm.ops import sigma as sigma_ops
@@ -292,16 +295,15 @@ def test_a_kernel_replaced_behind_its_back_is_followed_past_max_iter(adapter):
     assert top_singular_value(projected) == pytest.approx(1.0, abs=1e-3)
 
 
-@pytest.mark.parametrize("tol, within", [("auto", 1e-3), (1e-2, None)])
-def test_the_default_tol_holds_sigma_where_a_direction_rises(tol, within):
+@pytest.mark.parametrize(
+    "flavor, tol, within",
+    [("keras3", "auto", 1e-3), ("tf_keras", "auto", 1e-3), ("keras3", 1e-2, None)],
+)
+def test_the_default_tol_holds_sigma_where_a_direction_rises(flavor, tol, within):
     """The demo's GAN: around step 60 a direction outside the tracked block
     rises past conv2's top one. At tol=1e-2 the block's own pair passes
     the residual test and sigma is 6.9e-3 low; the default catches it."""
-    import keras
-
-    import kerasnorm
-    from kerasnorm import demo
-
+    keras = next(adapter.keras for adapter in ADAPTERS if adapter.name == flavor)
     keras.utils.set_random_seed(0)
     # Built before either rewrite, as the demo builds them: a rewrite's
     # clones draw from the random generator.
