@@ -185,16 +185,20 @@ def track(
             is_empty(state), lambda: warm_start(matrix, block), lambda: state
         )
     if n_iter == 1:
-        # Most steps run one iteration only, which has a cheaper form; the
-        # loop, when it runs, builds the Krylov bases again from the start.
-        estimate, theta = _first_iteration(matrix, start, eps)
+        # Most steps run one iteration only, which has a cheaper form.
+        estimate, theta, products = _first_iteration(matrix, start, eps)
         if tol is None:
             return estimate
         # The start's rows span the right Krylov space: the residual is the
         # part of M^T u = theta v outside them.
         v = estimate.v[None, :]
         residual = theta * _norm(v - ops.matmul(_times_transposed(v, start), start))
-        done, pending = 0, start
+
+        def krylov_so_far():
+            # The loop goes on from the iteration just run, from its
+            # products: no pass over the matrix is repeated.
+            return _Krylov.empty(matrix, block, max_iter).seeded(start, *products)
+
     else:
         krylov, pending = _Krylov.empty(matrix, block, n_iter), start
         for step in range(n_iter):
@@ -204,25 +208,23 @@ def track(
             return estimate
         theta = ops.sqrt(ops.maximum(values[-1], 0.0))
         residual = krylov.residual(vectors, finite)
-        done = n_iter
+
+        def krylov_so_far():
+            return krylov.widened(max_iter, block), pending
+
     estimate = estimate._replace(converged=residual <= tol * theta)
 
     def go_on():
-        if done:
-            krylov_so_far = krylov.widened(max_iter, block)
-        else:
-            krylov_so_far = _Krylov.empty(matrix, block, max_iter)
+        krylov, pending = krylov_so_far()
         limit = max_iter + rescue_iter
-        return _loop(
-            matrix, krylov_so_far, done, pending, theta, residual, limit, tol, eps
-        )
+        return _loop(matrix, krylov, n_iter, pending, theta, residual, limit, tol, eps)
 
     return ops.cond(estimate.converged, lambda: estimate, go_on)
 
 
 def solve(matrix: Tensor, block: int = 2, eps: float = 1e-12) -> Estimate:
     """sigma and the state from scratch: the exact warm start, one iteration."""
-    estimate, _ = _first_iteration(matrix, warm_start(matrix, block), eps)
+    estimate, _, _ = _first_iteration(matrix, warm_start(matrix, block), eps)
     return estimate
 
 
@@ -329,28 +331,49 @@ class _Krylov(NamedTuple):
             # orthonormal already.
             current = pending
             preimage = _adjoint(matrix, current)
-            left_block = _orthonormal_rows(preimage, _norm(preimage))
+            left_block, _ = _orthonormalized(preimage, _norm(preimage))
         else:
-            current = _orthonormal_rows(_deflate(pending, self.right), _norm(pending))
+            current, _ = _orthonormalized(_deflate(pending, self.right), _norm(pending))
             preimage = _adjoint(matrix, current)
-            left_block = _orthonormal_rows(
+            left_block, _ = _orthonormalized(
                 _deflate(preimage, self.left), _norm(preimage)
             )
-        place = _rows_of(step, block)[:, None]
         new_images = _forward(matrix, left_block)
+        return self._holding(step, current, left_block, new_images), new_images
+
+    def seeded(
+        self, start: Tensor, preimage: Tensor, images: Tensor
+    ) -> tuple[_Krylov, Tensor]:
+        """The bases after iteration 0 from `start`, given its products.
+
+        `extend(matrix, 0, start, block)` without reading the matrix:
+        orthonormalizing `preimage = c * start M^T` (for any scale c) is a
+        small transform of its rows, and `images = preimage M` follows it.
+
+        Returns:
+            The bases with the first blocks, and the new images.
+        """
+        left_block, transform = _orthonormalized(preimage, _norm(preimage))
+        new_images = ops.matmul(transform, images)
+        return self._holding(0, start, left_block, new_images), new_images
+
+    def _holding(
+        self, step, right_block: Tensor, left_block: Tensor, new_images: Tensor
+    ) -> _Krylov:
+        """These bases with iteration `step`'s blocks written in."""
+        place = _rows_of(step, right_block.shape[0])[:, None]
         images = ops.scatter_update(self.images, place, new_images)
         # The new block's rows and columns of Y Y^T: rows set, then the
         # transpose's rows, which are the columns.
         cross = _times_transposed(new_images, images)
         gram = ops.scatter_update(self.gram, place, cross)
         gram = ops.scatter_update(ops.transpose(gram), place, cross)
-        krylov = _Krylov(
+        return _Krylov(
             ops.scatter_update(self.left, place, left_block),
-            ops.scatter_update(self.right, place, current),
+            ops.scatter_update(self.right, place, right_block),
             images,
             gram,
         )
-        return krylov, new_images
 
     def ritz(self) -> tuple[Tensor, Tensor, Tensor]:
         """Eigenvalues (ascending: squared Ritz values) and eigenvectors of
@@ -424,7 +447,7 @@ def _loop(
 
 def _first_iteration(
     matrix: Tensor, start: Tensor, eps: float
-) -> tuple[Estimate, Tensor]:
+) -> tuple[Estimate, Tensor, tuple[Tensor, Tensor]]:
     """One iteration from `start` (orthonormal or zero rows), worked out on
     block-by-block matrices: the Ritz pairs of a first `_Krylov.extend` and
     `ritz`, with one eigendecomposition instead of five and no pass over
@@ -439,8 +462,10 @@ def _first_iteration(
     value by its square.
 
     Returns:
-        The estimate and the top Ritz value (0 for a matrix that is not
-        finite, where the estimate's `v` is zero too).
+        The estimate, the top Ritz value (0 for a matrix that is not
+        finite, where the estimate's `v` is zero too), and the products
+        P and P M (P scaled to unit norm), from which `_Krylov.seeded`
+        goes on.
     """
     preimage = _adjoint(matrix, start)
     # At unit norm, C holds sigma**2, as the Gram matrix of an orthonormal
@@ -450,7 +475,7 @@ def _first_iteration(
     left_gram = _gram(preimage)
     values, vectors = ops.eigh(ops.where(ops.isfinite(left_gram), left_gram, 0.0))
     # Directions P barely holds (a zero row of `start`, a rank-deficient
-    # matrix) are dropped, as `_orthonormal_rows` drops them.
+    # matrix) are dropped, as `_orthonormalized` drops them.
     resolution = 64 * float(np.finfo(ops.dtype(values)).eps)
     live = values > ops.maximum(_DEPENDENT**2, resolution * values[-1])
     whiten = vectors * ops.where(live, ops.rsqrt(ops.where(live, values, 1.0)), 0.0)
@@ -469,7 +494,7 @@ def _first_iteration(
         1,
         eps,
     )
-    return estimate, ops.sqrt(ops.maximum(values[-1], 0.0))
+    return estimate, ops.sqrt(ops.maximum(values[-1], 0.0)), (preimage, images)
 
 
 def _ritz_estimate(krylov: _Krylov, block: int, iterations, eps: float):
@@ -691,8 +716,9 @@ def _deflate(rows: Tensor, basis: Tensor) -> Tensor:
     return rows
 
 
-def _orthonormal_rows(rows: Tensor, scale: Tensor) -> Tensor:
-    """An orthonormal basis of the row space of a few `rows`, as many rows.
+def _orthonormalized(rows: Tensor, scale: Tensor) -> tuple[Tensor, Tensor]:
+    """An orthonormal basis of the row space of a few `rows`, as many rows,
+    and the (rows, rows) transform that takes `rows` to it.
 
     Through the eigendecomposition of their small Gram matrix: a dozen ops
     on a (block, block) matrix, where Gram-Schmidt takes a dozen per row on
@@ -706,13 +732,16 @@ def _orthonormal_rows(rows: Tensor, scale: Tensor) -> Tensor:
     """
     resolution = 64 * float(np.finfo(ops.dtype(rows)).eps)
     floor = _DEPENDENT**2 * ops.square(scale)
+    transform = None
     for _ in range(2):
         values, vectors, _ = _eigh(_gram(rows))
         live = values > ops.maximum(floor, resolution * values[-1])
         scales = ops.where(live, 1.0 / ops.sqrt(ops.where(live, values, 1.0)), 0.0)
-        rows = ops.matmul(ops.transpose(vectors * scales[None, :]), rows)
+        step = ops.transpose(vectors * scales[None, :])
+        rows = ops.matmul(step, rows)
+        transform = step if transform is None else ops.matmul(step, transform)
         floor = resolution
-    return rows
+    return rows, transform
 
 
 def _normalize_rows(rows: Tensor) -> Tensor:
