@@ -93,6 +93,7 @@ FULL = Config(
         "tol=1e-4, max_iter=24",
         "wrapper, block_size=2",
         "wrapper, block_size=4 (default)",
+        "wrapper, block_size=8",
         "wrapper, tol=1e-3",
         "wrapper, tol=3e-4",
     ),
