@@ -229,3 +229,19 @@ def test_auto_tolerance_for_matrices_and_operators(adapter):
         24,
     )
     assert wrapper.get_config()["tol"] == "auto"
+
+
+def test_auto_block_size_for_matrices_and_operators(adapter):
+    dense = adapter.SpectralNormalization(adapter.layers.Dense(12))
+    dense(np.ones((2, 10), "float32"), training=True)
+    conv = adapter.SpectralNormalization(
+        adapter.layers.Conv2D(3, 2), operator_norm=True
+    )
+    conv(np.ones((1, 6, 6, 2), "float32"), training=True)
+    assert dense.tracking.block_size == 8 and conv.operator_tracking.block_size == 4
+    # The state holds one row per tracked vector.
+    assert [w.shape[0] for w in dense.non_trainable_weights] == [8]
+    assert [w.shape[0] for w in conv.non_trainable_weights] == [4]
+    assert dense.get_config()["block_size"] == "auto"
+    explicit = adapter.SpectralNormalization(adapter.layers.Dense(12), block_size=3)
+    assert explicit.operator_tracking.block_size == 3

@@ -17,6 +17,14 @@ from kerasnorm.ops import sigma as sigma_ops
 # training call, where the gradient through sigma bunches the top singular
 # values up (docs/benchmarks.md).
 MATRIX_TOL = 3e-3
+# What `block_size="auto"` is. On a matrix, 8: the same gradient makes a
+# cluster of top singular values, and a block of 4 sat inside it, each
+# entry into the loop then running about ten iterations to climb it; 8
+# took a third of the iterations at no more cost per step, with the median
+# error in sigma halved (docs/benchmarks.md). On an operator, 4: each
+# vector there is an input-sized image, and its page was measured at 4.
+MATRIX_BLOCK = 8
+OPERATOR_BLOCK = 4
 
 
 class SpectralNormalizationBase(KernelWrapperBase):
@@ -55,13 +63,15 @@ class SpectralNormalizationBase(KernelWrapperBase):
             `kerasnorm.layers.tracking`).
         max_iter: Iterations per training call at most. Defaults to
             `"auto"`: `6` on a matrix, `24` on an operator.
-        block_size: Singular vectors tracked per kernel. Defaults to `4`,
-            twice the constraint's: the gradient through sigma holds the
-            tracked direction down while the others grow, so the top
-            singular values bunch up and a new top direction rises from
-            outside a block of two (measured on a DCGAN-64 discriminator,
-            100 Adam steps: median error in sigma 2.7e-3 with two vectors,
-            2.0e-4 with four, at the same step cost, 1.078x and 1.080x).
+        block_size: Singular vectors tracked per kernel. Defaults to
+            `"auto"`: `8` on a kernel's matrix, four times the
+            constraint's, and `4` on a convolution's operator. The
+            gradient through sigma holds the tracked direction down while
+            the others grow, so the top singular values bunch up and a new
+            top direction rises from outside a small block (measured on a
+            DCGAN-64 discriminator, 100 Adam steps: median error in sigma
+            2.7e-3 with two vectors, 2.0e-4 with four, 8.9e-5 with eight,
+            at no more step cost).
         eps: A spectral norm at or below this counts as zero, and a zero
             kernel stays zero. Defaults to `1e-12`.
         operator_norm: If `True`, a convolution's kernel is divided by the
@@ -97,7 +107,7 @@ class SpectralNormalizationBase(KernelWrapperBase):
         n_iter: int = 1,
         tol: float | str | None = "auto",
         max_iter: int | str = "auto",
-        block_size: int = 4,
+        block_size: int | str = "auto",
         eps: float = 1e-12,
         operator_norm: bool = False,
         **kwargs,
@@ -106,9 +116,11 @@ class SpectralNormalizationBase(KernelWrapperBase):
         # The options as given, "auto" kept, for the config; resolved for
         # kernels' matrices and for convolutions' operators.
         self._options = Tracking(n_iter, tol, max_iter, block_size, eps)
-        self.tracking = self._options.resolved(operator=False, matrix_tol=MATRIX_TOL)
+        self.tracking = self._options.resolved(
+            operator=False, matrix_tol=MATRIX_TOL, auto_block=MATRIX_BLOCK
+        )
         self.operator_tracking = self._options.resolved(
-            operator=True, matrix_tol=MATRIX_TOL
+            operator=True, matrix_tol=MATRIX_TOL, auto_block=OPERATOR_BLOCK
         )
         self.operator_norm = bool(operator_norm)
         self._states = []
@@ -132,7 +144,7 @@ class SpectralNormalizationBase(KernelWrapperBase):
             # Lifted out of a functional model's scratch graph, where a
             # tf-keras layer that makes its kernels at its first call is.
             with self._adapter.lifted():
-                empty = self.tracking.empty_state(
+                empty = self._tracking_for(geometry).empty_state(
                     shape, work_dtype(kernel.variable.dtype)
                 )
             self._states.append(

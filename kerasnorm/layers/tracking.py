@@ -81,18 +81,19 @@ class Tracking:
             until `resolved`: 6 for a matrix, 24 for an operator norm (at
             least `n_iter`).
         block_size: Singular vectors kept between steps. Two catch a
-            direction that is about to overtake the top one.
+            direction that is about to overtake the top one. `"auto"`
+            until `resolved`: the layer's own.
         eps: sigma at or below this counts as zero: a zero kernel stays zero.
     """
 
     n_iter: int = 1
     tol: float | str | None = AUTO
     max_iter: int | str = AUTO
-    block_size: int = 2
+    block_size: int | str = 2
     eps: float = 1e-12
 
     def __post_init__(self):
-        for name in ("tol", "max_iter"):
+        for name in ("tol", "max_iter", "block_size"):
             value = getattr(self, name)
             if isinstance(value, str) and value != AUTO:
                 raise KerasNormTypeError(
@@ -101,7 +102,8 @@ class Tracking:
         check_int("n_iter", self.n_iter)
         if self.max_iter != AUTO:
             check_int("max_iter", self.max_iter)
-        check_int("block_size", self.block_size)
+        if self.block_size != AUTO:
+            check_int("block_size", self.block_size)
         check_positive("eps", self.eps)
         if self.tol not in (None, AUTO):
             object.__setattr__(self, "tol", check_positive("tol", self.tol))
@@ -112,7 +114,9 @@ class Tracking:
                     f"({self.n_iter})."
                 )
 
-    def resolved(self, operator: bool, matrix_tol: float) -> Tracking:
+    def resolved(
+        self, operator: bool, matrix_tol: float, auto_block: int = 2
+    ) -> Tracking:
         """These options with each `"auto"` replaced by its value.
 
         Args:
@@ -121,9 +125,11 @@ class Tracking:
                 singular value.
             matrix_tol: What `"auto"` `tol` is on a matrix (the
                 constraint's and the wrapper's differ).
+            auto_block: What `"auto"` `block_size` is.
 
         Returns:
-            A `Tracking` with numbers (or None) for `tol` and `max_iter`.
+            A `Tracking` with numbers (or None) for `tol`, `max_iter` and
+            `block_size`.
         """
         tol, max_iter = self.tol, self.max_iter
         if tol == AUTO:
@@ -132,7 +138,10 @@ class Tracking:
             max_iter = max(
                 self.n_iter, OPERATOR_MAX_ITER if operator else MATRIX_MAX_ITER
             )
-        return dataclasses.replace(self, tol=tol, max_iter=max_iter)
+        block_size = auto_block if self.block_size == AUTO else self.block_size
+        return dataclasses.replace(
+            self, tol=tol, max_iter=max_iter, block_size=block_size
+        )
 
     def warm_start(self, matrix: Tensor) -> Tensor:
         """The initial state for `matrix`: its top singular vectors, exactly."""
