@@ -29,8 +29,8 @@ TRADE_OFFS = {
     "tol=1e-3": {"tol": 1e-3},
     "tol=1e-4, max_iter=24": {"tol": 1e-4, "max_iter": 24},
     "wrapper, block_size=2": {"mode": "reparam", "block_size": 2},
-    "wrapper, block_size=4 (default)": {"mode": "reparam"},
-    "wrapper, block_size=8": {"mode": "reparam", "block_size": 8},
+    "wrapper, block_size=4": {"mode": "reparam", "block_size": 4},
+    "wrapper, block_size=8 (default)": {"mode": "reparam"},
     "wrapper, tol=1e-3": {"mode": "reparam", "tol": 1e-3},
     "wrapper, tol=3e-4": {"mode": "reparam", "tol": 3e-4},
 }
