@@ -20,9 +20,10 @@ MATRIX_TOL = 3e-3
 # What `block_size="auto"` is. On a matrix, 8: the same gradient makes a
 # cluster of top singular values, and a block of 4 sat inside it, each
 # entry into the loop then running about ten iterations to climb it; 8
-# took a third of the iterations at no more cost per step, with the median
-# error in sigma halved (docs/benchmarks.md). On an operator, 4: each
-# vector there is an input-sized image, and its page was measured at 4.
+# took a third of the iterations, with the median error in sigma less than
+# half, at a step cost within the spread between runs (docs/benchmarks.md).
+# On an operator, 4: each vector there is an input-sized image, and its
+# page was measured at 4.
 MATRIX_BLOCK = 8
 OPERATOR_BLOCK = 4
 
@@ -71,7 +72,7 @@ class SpectralNormalizationBase(KernelWrapperBase):
             top direction rises from outside a small block (measured on a
             DCGAN-64 discriminator, 100 Adam steps: median error in sigma
             2.7e-3 with two vectors, 2.0e-4 with four, 8.9e-5 with eight,
-            at no more step cost).
+            at step costs within the spread between runs).
         eps: A spectral norm at or below this counts as zero, and a zero
             kernel stays zero. Defaults to `1e-12`.
         operator_norm: If `True`, a convolution's kernel is divided by the
