@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from helpers import adapter_named, some_by_default
 
 import kerasnorm
 from kerasnorm.demo import build_discriminator
@@ -40,8 +41,17 @@ def test_each_constant_is_the_layers_operator_norm(adapter):
     assert np.all(moved <= report.product * apart)
 
 
-@pytest.mark.parametrize("mode", ["constraint", "reparam"])
-def test_operator_norm_sngan_makes_the_discriminator_1_lipschitz(adapter, mode):
+# Each Keras and each mode once by default; every combination under -m slow.
+@pytest.mark.parametrize(
+    "flavour, mode",
+    some_by_default(
+        {("keras3", "reparam"), ("tf_keras", "constraint")},
+        ["keras3", "tf_keras"],
+        ["constraint", "reparam"],
+    ),
+)
+def test_operator_norm_sngan_makes_the_discriminator_1_lipschitz(flavour, mode):
+    adapter = adapter_named(flavour)
     keras = adapter.keras
     model = kerasnorm.apply_normalization(
         build_discriminator(keras), "sngan", mode=mode, operator_norm=True

@@ -7,6 +7,7 @@ that `ConvOperator` is the layer's own map), never on the reshaped kernel.
 
 import numpy as np
 import pytest
+from helpers import adapter_named, some_by_default
 
 import kerasnorm
 from kerasnorm.errors import KerasNormTypeError, KerasNormValueError
@@ -14,6 +15,12 @@ from kerasnorm.layers.kernels import find_kernels
 from kerasnorm.ops.operators import ConvGeometry, ConvOperator
 
 MODES = ("constraint", "reparam")
+
+# Training with the operator norm takes 10-20 s a case: by default each
+# Keras and each mode once, every combination under -m slow.
+TRAINED_CASES = some_by_default(
+    {("keras3", "reparam"), ("tf_keras", "constraint")}, ["keras3", "tf_keras"], MODES
+)
 
 # Each convolution's kernels: path -> (layout, the input shape it sees).
 KERNELS = {
@@ -80,8 +87,9 @@ def _train(model, keras, steps=5):
         model.train_on_batch(x, y)
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_every_convolution_is_held_at_operator_norm_one(adapter, mode):
+@pytest.mark.parametrize("flavour, mode", TRAINED_CASES)
+def test_every_convolution_is_held_at_operator_norm_one(flavour, mode):
+    adapter = adapter_named(flavour)
     keras = adapter.keras
     model = _discriminator(keras)
     normalized = kerasnorm.apply_normalization(
@@ -145,8 +153,9 @@ def test_sigma_and_clip_apply_to_the_operator_norm(adapter):
     assert operator_norm(kernel, layout, geometry) == pytest.approx(2.0, abs=2e-3)
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_saved_models_keep_the_option_and_the_outputs(adapter, mode, tmp_path):
+@pytest.mark.parametrize("flavour, mode", TRAINED_CASES)
+def test_saved_models_keep_the_option_and_the_outputs(flavour, mode, tmp_path):
+    adapter = adapter_named(flavour)
     keras = adapter.keras
     normalized = kerasnorm.apply_normalization(
         _discriminator(keras),
