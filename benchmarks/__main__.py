@@ -91,13 +91,14 @@ def main(argv: list[str] | None = None) -> dict:
     if unknown:
         sys.exit(f"Unknown sections {unknown}; choose from {list(SECTIONS)}")
     sections = []
+    counters = machine.cpu_counters()
     for key in chosen:
         start = time.perf_counter()
         section = SECTIONS[key].run(config)
         report.print_section(section)
         print(f"({key}: {time.perf_counter() - start:.0f} s)", flush=True)
         sections.append(section)
-    description = machine.describe()
+    description = {**machine.describe(), **machine.load_since(counters)}
     results = report.to_json(sections, description, dataclasses.asdict(config))
     json_path = args.json or ROOT / "benchmarks" / "results" / f"{config.mode}.json"
     report.write_json(json_path, results)

@@ -12,7 +12,7 @@ import tempfile
 from benchmarks.backend_worker import VARIANTS
 from benchmarks.config import Config
 from benchmarks.report import Section, Table, Target
-from benchmarks.sn_cost import CONSTRAINT_LIMIT, WRAPPER_LIMIT
+from benchmarks.sn_cost import CONSTRAINT_LIMIT, WRAPPER_LIMIT, noise_target
 
 BACKENDS = ("tensorflow", "jax", "torch")
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -43,7 +43,8 @@ def run(config: Config) -> Section:
         "TensorFlow, jit on JAX, eager on PyTorch). Variants timed "
         f"round-robin, {config.steps} rounds after {config.warmup} warm-up "
         "steps; the ratio is the median of per-round ratios to no "
-        "normalization. sigma error: max |sigma - 1| over the kernels after "
+        "normalization (a second unnormalized model shows the timer's "
+        "noise). sigma error: max |sigma - 1| over the kernels after "
         "the timed steps, by SVD in float64 (for Keras's wrapper, of the "
         "kernel it last normalized). On JAX, `fit` does not carry the "
         "constraint's state (docs/backends.md): each step starts from the "
@@ -74,6 +75,7 @@ def run(config: Config) -> Section:
                 result["ratio"]["reparam"],
                 WRAPPER_LIMIT["large"],
             ),
+            noise_target(result["ratio"], f"batch {config.batch} ({backend})"),
         ]
     section.tables.append(
         Table(

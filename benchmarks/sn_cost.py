@@ -12,6 +12,7 @@ from benchmarks.timing import ratios, time_interleaved
 
 VARIANTS = {
     "none": "no normalization",
+    "copy": "no normalization, a second model (the timer's noise)",
     "power": "one power iteration per step (a naive SN constraint)",
     "constraint": "kerasnorm SpectralNorm constraint (defaults)",
     "seed": "seed constraint (5 power iterations from a random u)",
@@ -27,6 +28,10 @@ WRAPPER_LIMIT = {"large": 1.05, "small": 1.08}
 # At the small batch the constraint may cost a naive power iteration's
 # ratio plus this.
 OVER_POWER_ITERATION = 0.01
+# The unnormalized model against a copy of itself reads 1 but for the
+# timer's noise: within this, differences of 0.01 between variants mean
+# something.
+NOISE_LIMIT = 0.01
 
 
 def build_variant(variant: str, flavor: str, config: Config):
@@ -53,7 +58,7 @@ def build_variant(variant: str, flavor: str, config: Config):
         return models.dcgan_discriminator(
             **build, kernel_constraint=lambda: make(flavor)
         )
-    if variant == "none":
+    if variant in ("none", "copy"):
         return models.dcgan_discriminator(**build)
     return normalized_discriminator(flavor, config, mode=variant)
 
@@ -137,7 +142,9 @@ def run(config: Config) -> Section:
         "per step and nothing else (PyTorch's also differentiates sigma = "
         "u^T W v, as kerasnorm's wrapper does, where Keras's treats sigma as "
         "a constant). The seed constraint is the article kerasnorm started "
-        "from, with its `call` renamed `__call__` so Keras applies it. Then "
+        "from, with its `call` renamed `__call__` so Keras applies it. A "
+        "second unnormalized model, timed as one more variant, shows the "
+        "timer's noise: its ratio would be 1.000 without any. Then "
         "the ops each compiled step runs: on a CPU or an accelerator alike, "
         "every op is a launch, and at a small batch their count, not the "
         "reads of the kernels, sets the cost.",
@@ -253,6 +260,8 @@ def _targets(ratio: dict, label: str, size: str) -> list[Target]:
                 OVER_POWER_ITERATION,
             )
         )
+    if "copy" in ratio:
+        targets.append(noise_target(ratio, label))
     if "reparam" in ratio and "pytorch" in ratio:
         targets.append(
             Target(
@@ -262,3 +271,12 @@ def _targets(ratio: dict, label: str, size: str) -> list[Target]:
             )
         )
     return targets
+
+
+def noise_target(ratio: dict, label: str) -> Target:
+    """How far the copy of the unnormalized model reads from 1 in a run."""
+    return Target(
+        f"timer noise: |copy of the unnormalized step - 1|, {label}",
+        abs(ratio["copy"] - 1),
+        NOISE_LIMIT,
+    )

@@ -58,16 +58,22 @@ def test_tiny_run_writes_finite_positive_results(tmp_path):
         "equalized_lr",
         "operator_norm",
     }
-    assert {"CPU", "cores", "TensorFlow", "Keras 3", "tf-keras"} <= set(
-        results["machine"]
-    )
+    assert {
+        "CPU",
+        "cores",
+        "TensorFlow",
+        "Keras 3",
+        "tf-keras",
+        "CPU used by other processes during the run",
+    } <= set(results["machine"])
     for key, section in results["sections"].items():
         numbers = list(_numbers(section["data"]))
         assert numbers, key
         assert all(math.isfinite(n) and n >= 0 for n in numbers), key
         assert section["targets"], key
         for target in section["targets"]:
-            assert target["measured"] is None or target["measured"] > 0, target
+            # Timer noise can read 0; every other figure is a positive ratio.
+            assert target["measured"] is None or target["measured"] >= 0, target
     timings = results["sections"]["sn_cost"]["data"]["keras3, batch 4"]["median_ms"]
     assert all(value > 0 for value in timings.values())
     page = docs_path.read_text()
