@@ -71,7 +71,7 @@ class SpectralNormalizationBase(KernelWrapperBase):
             the others grow, so the top singular values bunch up and a new
             top direction rises from outside a small block (measured on a
             DCGAN-64 discriminator, 100 Adam steps: median error in sigma
-            2.7e-3 with two vectors, 2.0e-4 with four, 8.9e-5 with eight,
+            3.3e-3 with two vectors, 2.0e-4 with four, 8.9e-5 with eight,
             at step costs within the spread between runs).
         eps: A spectral norm at or below this counts as zero, and a zero
             kernel stays zero. Defaults to `1e-12`.
