@@ -331,11 +331,11 @@ class _Krylov(NamedTuple):
             # orthonormal already.
             current = pending
             preimage = _adjoint(matrix, current)
-            left_block, _ = _orthonormalized(preimage, _norm(preimage))
+            left_block = _orthonormalized(preimage, _norm(preimage))
         else:
-            current, _ = _orthonormalized(_deflate(pending, self.right), _norm(pending))
+            current = _orthonormalized(_deflate(pending, self.right), _norm(pending))
             preimage = _adjoint(matrix, current)
-            left_block, _ = _orthonormalized(
+            left_block = _orthonormalized(
                 _deflate(preimage, self.left), _norm(preimage)
             )
         new_images = _forward(matrix, left_block)
@@ -353,8 +353,8 @@ class _Krylov(NamedTuple):
         Returns:
             The bases with the first blocks, and the new images.
         """
-        left_block, transform = _orthonormalized(preimage, _norm(preimage))
-        new_images = ops.matmul(transform, images)
+        left_block, (first, second) = _orthonormalizing_steps(preimage, _norm(preimage))
+        new_images = ops.matmul(ops.matmul(second, first), images)
         return self._holding(0, start, left_block, new_images), new_images
 
     def _holding(
@@ -716,9 +716,8 @@ def _deflate(rows: Tensor, basis: Tensor) -> Tensor:
     return rows
 
 
-def _orthonormalized(rows: Tensor, scale: Tensor) -> tuple[Tensor, Tensor]:
-    """An orthonormal basis of the row space of a few `rows`, as many rows,
-    and the (rows, rows) transform that takes `rows` to it.
+def _orthonormalized(rows: Tensor, scale: Tensor) -> Tensor:
+    """An orthonormal basis of the row space of a few `rows`, as many rows.
 
     Through the eigendecomposition of their small Gram matrix: a dozen ops
     on a (block, block) matrix, where Gram-Schmidt takes a dozen per row on
@@ -730,18 +729,26 @@ def _orthonormalized(rows: Tensor, scale: Tensor) -> tuple[Tensor, Tensor]:
     matrix), or below a few float ulps of the strongest direction's, where
     the Gram matrix cannot resolve it.
     """
+    return _orthonormalizing_steps(rows, scale)[0]
+
+
+def _orthonormalizing_steps(
+    rows: Tensor, scale: Tensor
+) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """`_orthonormalized(rows, scale)`, and the two (rows, rows) steps that
+    take `rows` to it: the second applied to the first's result."""
     resolution = 64 * float(np.finfo(ops.dtype(rows)).eps)
     floor = _DEPENDENT**2 * ops.square(scale)
-    transform = None
+    steps = []
     for _ in range(2):
         values, vectors, _ = _eigh(_gram(rows))
         live = values > ops.maximum(floor, resolution * values[-1])
         scales = ops.where(live, 1.0 / ops.sqrt(ops.where(live, values, 1.0)), 0.0)
         step = ops.transpose(vectors * scales[None, :])
         rows = ops.matmul(step, rows)
-        transform = step if transform is None else ops.matmul(step, transform)
+        steps.append(step)
         floor = resolution
-    return rows, transform
+    return rows, tuple(steps)
 
 
 def _normalize_rows(rows: Tensor) -> Tensor:
