@@ -22,6 +22,7 @@ BACKEND_NEUTRAL = [
     "tests/test_ops_layouts.py",
     "tests/test_ops_operators.py",
     "tests/test_ops_pixel_norm.py",
+    "tests/test_ops_shared.py",
     "tests/test_ops_sigma.py",
     "tests/test_pixel_norm.py",
     "tests/test_actions.py",

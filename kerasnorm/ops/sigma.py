@@ -32,7 +32,8 @@ from the small Gram matrices of V_0 M^T and V_0 M^T M (`_first_iteration`).
 
 Every function here is written in `keras.ops`, so it runs on each Keras 3
 backend (TensorFlow, JAX, PyTorch), eagerly or compiled; tf-keras models
-run it on the TensorFlow backend.
+run it on the TensorFlow backend. There, `track` is traced once for all
+kernels of a kind, whatever their sizes (`kerasnorm.ops.shared`).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kerasnorm.ops import layouts
+from kerasnorm.ops import layouts, shared
 from kerasnorm.ops.operators import ConvOperator, LinearOperator
 
 Tensor = Any  # A tensor of the Keras 3 backend in use.
@@ -110,15 +111,29 @@ def warm_start(matrix: Tensor, block: int = 2) -> Tensor:
         zero row where the matrix has fewer non-zero singular values).
     """
     rows, cols = matrix.shape
-    dtype = _dtype(matrix)
     block = block_size(rows, cols, block)
-    if isinstance(matrix, LinearOperator) or min(rows, cols) > _EXACT_MAX_SIDE:
-        start = initial_state(cols, block, dtype)
+    if not _exactly_solvable(matrix):
+        start = initial_state(cols, block, _dtype(matrix))
         return track(
             matrix, start, n_iter=2, tol=1e-6, max_iter=64, solve_empty=False
         ).state
+    return _exact_start(matrix, block, tall=cols <= rows)
+
+
+def _exactly_solvable(matrix: Tensor | LinearOperator) -> bool:
+    """Whether `warm_start` solves `matrix` by an eigendecomposition."""
+    if isinstance(matrix, LinearOperator):
+        return False
+    return min(matrix.shape) <= _EXACT_MAX_SIDE
+
+
+def _exact_start(matrix: Tensor, block: int, tall: bool) -> Tensor:
+    """`warm_start` by an eigendecomposition of the smaller Gram matrix (the
+    columns' where `tall`, rows >= cols), of a matrix whose sizes may be
+    unknown."""
+    dtype = _dtype(matrix)
     wide = ops.cast(matrix, _widest_float())
-    if cols <= rows:
+    if tall:
         values, vectors, finite = _eigh(ops.matmul(ops.transpose(wide), wide))
         top = ops.transpose(ops.flip(vectors[:, -block:], axis=1))
     else:
@@ -131,7 +146,8 @@ def warm_start(matrix: Tensor, block: int = 2) -> Tensor:
     floor = resolution * ops.maximum(values[0], 0.0)
     keep = ops.logical_and(finite, values > floor)
     top = ops.where(keep[:, None], top, ops.zeros_like(top))
-    return ops.cast(top, dtype)
+    # The block's size stays known where the matrix's sizes are not.
+    return ops.reshape(ops.cast(top, dtype), (block, -1))
 
 
 def track(
@@ -178,12 +194,47 @@ def track(
     Returns:
         An `Estimate`.
     """
+    options = (n_iter, tol, max_iter, eps, rescue_iter, solve_empty)
+    if not _exactly_solvable(matrix):
+        return _track(matrix, state, *options, None)
+    # One trace of the tracker serves every matrix with this block, these
+    # options and the same orientation (rows >= cols or not), whatever its
+    # sizes.
+    rows, cols = matrix.shape
+    block = state.shape[0]
+    return shared.call(
+        _track,
+        (matrix, state),
+        ((None, None), (block, None)),
+        (*options, cols <= rows),
+        _estimate_shapes(matrix, block),
+    )
+
+
+def _track(
+    matrix: Tensor | LinearOperator,
+    state: Tensor,
+    n_iter: int,
+    tol: float | None,
+    max_iter: int,
+    eps: float,
+    rescue_iter: int,
+    solve_empty: bool,
+    tall: bool | None,
+) -> Estimate:
+    """`track`, for a matrix whose sizes may be unknown: an empty state is
+    solved by `_exact_start(matrix, block, tall)`, or by `warm_start` where
+    `tall` is None."""
     block = state.shape[0]
     start = state
     if solve_empty:
-        start = ops.cond(
-            is_empty(state), lambda: warm_start(matrix, block), lambda: state
-        )
+
+        def solved():
+            if tall is None:
+                return warm_start(matrix, block)
+            return _exact_start(matrix, block, tall)
+
+        start = ops.cond(is_empty(state), solved, lambda: state)
     if n_iter == 1:
         # Most steps run one iteration only, which has a cheaper form.
         estimate, theta, products = _first_iteration(matrix, start, eps)
@@ -216,10 +267,28 @@ def track(
 
     def go_on():
         krylov, pending = krylov_so_far()
-        limit = max_iter + rescue_iter
-        return _loop(matrix, krylov, n_iter, pending, theta, residual, limit, tol, eps)
+        loop = (krylov, pending, theta, residual)
+        options = (n_iter, max_iter + rescue_iter, tol, eps)
+        if isinstance(matrix, LinearOperator):
+            return _loop(matrix, *loop, *options)
+        # Not inlined, the rarely run loop is instantiated once for all the
+        # kernels that share its graph, not once per kernel.
+        width = krylov.gram.shape[0]
+        relaxed = (width, None)
+        shapes = ((None, None), relaxed, relaxed, relaxed, (width, width))
+        shapes += ((block, None), (), ())
+        result_shapes = _estimate_shapes(matrix, block)
+        return shared.call(
+            _loop, (matrix, *loop), shapes, options, result_shapes, inline=False
+        )
 
     return ops.cond(estimate.converged, lambda: estimate, go_on)
+
+
+def _estimate_shapes(matrix: Tensor, block: int) -> tuple:
+    """The shapes of an `Estimate`'s fields for `matrix` and `block`."""
+    rows, cols = matrix.shape
+    return ((), (rows,), (cols,), (block, cols), (), ())
 
 
 def solve(matrix: Tensor, block: int = 2, eps: float = 1e-12) -> Estimate:
@@ -281,7 +350,7 @@ class _Krylov(NamedTuple):
     @classmethod
     def empty(cls, matrix: Tensor, block: int, steps: int) -> _Krylov:
         """Zero buffers for `steps` iterations of `block` rows."""
-        rows, cols = matrix.shape
+        rows, cols = _shape(matrix)
         dtype = _dtype(matrix)
         width = steps * block
         return cls(
@@ -398,10 +467,10 @@ def _rows_of(step, block: int) -> Tensor:
 def _loop(
     matrix: Tensor,
     krylov: _Krylov,
-    done: int,
     pending: Tensor,
     theta: Tensor,
     residual: Tensor,
+    done: int,
     limit: int,
     tol: float,
     eps: float,
@@ -666,6 +735,13 @@ def _adjoint(matrix: Tensor | LinearOperator, rows: Tensor) -> Tensor:
     if isinstance(matrix, LinearOperator):
         return matrix.adjoint(rows)
     return _times_transposed(rows, matrix)
+
+
+def _shape(matrix: Tensor | LinearOperator) -> tuple:
+    """(rows, cols): numbers where known, scalar tensors where not."""
+    if isinstance(matrix, LinearOperator):
+        return matrix.shape
+    return ops.shape(matrix)
 
 
 def _dtype(matrix: Tensor | LinearOperator) -> str:
