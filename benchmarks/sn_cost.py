@@ -188,6 +188,14 @@ def run(config: Config) -> Section:
 
 # Ops that do no work of their own once TensorFlow has built the graph.
 _BOOKKEEPING = {"Const", "Identity", "NoOp", "Placeholder"}
+# Ops that run a function of the graph's library, by the attributes naming it.
+_CALLS = ("PartitionedCall", "StatefulPartitionedCall")
+_BRANCHES = {
+    "If": ("then_branch", "else_branch"),
+    "StatelessIf": ("then_branch", "else_branch"),
+    "While": ("cond", "body"),
+    "StatelessWhile": ("cond", "body"),
+}
 # The variants whose ops are counted, by label: a `VARIANTS` name, or SN
 # options of `apply_normalization`.
 OP_COUNT_VARIANTS = {
@@ -200,17 +208,44 @@ OP_COUNT_VARIANTS = {
 
 
 def step_ops(model, flavor: str, config: Config) -> tuple[int, int]:
-    """The ops of `model`'s compiled train step: on its straight path (run
-    by every step), and inside branches and loops (run when taken)."""
+    """The ops of `model`'s compiled train step as TensorFlow instantiates
+    it: on its straight path (run by every step), and inside branches,
+    loops and functions called rather than inlined (run when taken).
+
+    A function TensorFlow inlines counts at each call; one marked not to be
+    inlined counts once, however many sites call it.
+    """
     real, fake = batches(config, config.small_batch)
     step = training.discriminator_step(model, flavor)
     graph = step.get_concrete_function(real, fake).graph.as_graph_def()
+    library = {function.signature.name: function for function in graph.library.function}
+    called = []  # Names of the functions not inlined, each counted once.
 
-    def counted(nodes):
-        return sum(node.op not in _BOOKKEEPING for node in nodes)
+    def counted(nodes) -> tuple[int, int]:
+        path = inside = 0
+        for node in nodes:
+            if node.op in _CALLS:
+                name = node.attr["f"].func.name
+                function = library[name]
+                if function.attr["_noinline"].b:
+                    path += 1
+                    if name not in called:
+                        called.append(name)
+                    continue
+                more_path, more_inside = counted(function.node_def)
+                path, inside = path + more_path, inside + more_inside
+                continue
+            if node.op not in _BOOKKEEPING:
+                path += 1
+            for attribute in _BRANCHES.get(node.op, ()):
+                body = library[node.attr[attribute].func.name]
+                inside += sum(counted(body.node_def))
+        return path, inside
 
-    inside = sum(counted(function.node_def) for function in graph.library.function)
-    return counted(graph.node), inside
+    path, inside = counted(graph.node)
+    for name in called:  # grows while it is walked: calls inside calls
+        inside += sum(counted(library[name].node_def))
+    return path, inside
 
 
 def _op_counts(section: Section, config: Config) -> None:
@@ -230,7 +265,8 @@ def _op_counts(section: Section, config: Config) -> None:
         Table(
             f"Ops of the compiled train step ({flavor}, TensorFlow graph, "
             f"{kernels} kernels): on the path every step runs, added per kernel "
-            "on that path, and in branches and loops run only when taken",
+            "on that path, and in branches, loops and functions called rather "
+            "than inlined, run only when taken",
             ["variant", "every step", "added per kernel", "in branches and loops"],
             [
                 [label, path, (path - plain) / kernels, inside]
