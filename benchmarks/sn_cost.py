@@ -188,8 +188,9 @@ def run(config: Config) -> Section:
 
 # Ops that do no work of their own once TensorFlow has built the graph.
 _BOOKKEEPING = {"Const", "Identity", "NoOp", "Placeholder"}
-# Ops that run a function of the graph's library, by the attributes naming it.
+# Ops that call a function of the graph's library, named by their `f`.
 _CALLS = ("PartitionedCall", "StatefulPartitionedCall")
+# Conditionals and loops, by the attributes naming their branch functions.
 _BRANCHES = {
     "If": ("then_branch", "else_branch"),
     "StatelessIf": ("then_branch", "else_branch"),
