@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -106,6 +107,17 @@ def measure_in_subprocess(case: str, flavor: str, config: Config) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def _median_run(runs: list[dict]) -> dict:
+    """The medians of the peak and of the growth over runs of one case,
+    with every run's readings."""
+    growths = [run["peak_mb"] - run["before_mb"] for run in runs]
+    return {
+        "peak_mb": statistics.median(run["peak_mb"] for run in runs),
+        "growth_mb": statistics.median(growths),
+        "runs": runs,
+    }
+
+
 def run(config: Config) -> Section:
     model = (
         f"a chain of {config.chain_lengths[-1]} Dense layers"
@@ -115,7 +127,8 @@ def run(config: Config) -> Section:
     section = Section(
         "memory",
         "5. Peak memory",
-        "Each case runs in a fresh process, which builds what the case needs, "
+        f"Each case runs {config.memory_runs} times, each time in a fresh "
+        "process, which builds what the case needs, "
         "then resets Linux's high-water mark of its resident set (writing 5 to "
         "`/proc/self/clear_refs`) and does the measured work: rewriting "
         f"{model} with `apply_normalization`, or `clone_model` + "
@@ -125,7 +138,9 @@ def run(config: Config) -> Section:
         "`/proc/self/status`): the largest resident size during the work, "
         "TensorFlow's own footprint and the model included; the growth is the "
         "peak over the resident size just before the work, and the targets "
-        "are ratios of peaks. (`getrusage`'s `ru_maxrss` cannot be used: a "
+        "are ratios of peaks. The table shows each case's median peak and "
+        "median growth over its processes, whose peaks differ by tens of MB. "
+        "(`getrusage`'s `ru_maxrss` cannot be used: a "
         "process started by fork/exec keeps its parent's peak there.) The "
         f"calibration case is the clone's work with a {BALLAST_MB} MB array "
         "allocated first, every page written and held to the end: the probe "
@@ -133,16 +148,22 @@ def run(config: Config) -> Section:
     )
     rows, notes = [], []
     for flavor in config.flavors:
-        # Two processes at a time: peak memory does not depend on CPU contention.
+        # Two processes at a time: peak memory does not depend on CPU
+        # contention. Submitted case after case, run after run, so that a
+        # drift of the machine during the section reaches every case alike.
         with ThreadPoolExecutor(max_workers=2) as pool:
-            futures = {
-                case: pool.submit(measure_in_subprocess, case, flavor, config)
+            futures = [
+                (case, pool.submit(measure_in_subprocess, case, flavor, config))
+                for _ in range(config.memory_runs)
                 for case in CASES
-            }
-        results = {case: future.result() for case, future in futures.items()}
+            ]
+        results = {
+            case: _median_run([run.result() for name, run in futures if name == case])
+            for case in CASES
+        }
         for case, description in CASES.items():
-            peak, before = results[case]["peak_mb"], results[case]["before_mb"]
-            rows.append([flavor, description, peak, peak - before])
+            peak, growth = results[case]["peak_mb"], results[case]["growth_mb"]
+            rows.append([flavor, description, peak, growth])
         extra = results["calibration"]["peak_mb"] - results["clone"]["peak_mb"]
         results["calibration_extra_mb"] = extra
         section.data[flavor] = results

@@ -194,7 +194,7 @@ def markdown(sections: list[Section], machine: dict, command: str) -> str:
         "the variants are timed round-robin (one step of each in turn, so machine "
         "noise hits all alike), and each ratio is the median of the per-round "
         "ratios after warm-up steps. "
-        "Memory is measured in a fresh process per case.",
+        "Memory is measured in fresh processes, several per case.",
         "",
         "Regenerate this page with:",
         "",

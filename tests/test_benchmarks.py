@@ -81,3 +81,18 @@ def test_tiny_run_writes_finite_positive_results(tmp_path):
     assert "## Machine" in page and "## 5. Peak memory" in page
     assert "## 7. Equalized learning rate" in page
     assert "## 8. The operator norm of convolutions" in page
+
+
+def test_memory_reports_each_cases_median_peak_and_growth():
+    from benchmarks.memory import _median_run
+
+    runs = [
+        {"before_mb": 800.0, "peak_mb": 1000.0},
+        {"before_mb": 790.0, "peak_mb": 1060.0},
+        {"before_mb": 810.0, "peak_mb": 1020.0},
+    ]
+    median = _median_run(runs)
+    # Growths 200, 270 and 210: the median growth is of the runs' own
+    # growths, not the median peak less the median start.
+    assert (median["peak_mb"], median["growth_mb"]) == (1020.0, 210.0)
+    assert median["runs"] == runs
