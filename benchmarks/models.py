@@ -16,6 +16,7 @@ from kerasnorm.adapters import adapter_for, keras3, tf_keras
 from kerasnorm.layers.kernels import find_kernels
 from kerasnorm.layers.tracking import Tracking
 from kerasnorm.ops import layouts
+from kerasnorm.ops import sigma as sigma_ops
 
 FLAVORS = ("keras3", "tf_keras")
 _ADAPTERS = {"keras3": keras3.ADAPTER, "tf_keras": tf_keras.ADAPTER}
@@ -281,17 +282,58 @@ def power_iteration_wrapper(flavor: str):
             if training:
                 u = tf.stop_gradient(tf.math.l2_normalize(image))
                 self.u.assign(u)
-            kernel = kernel / tf.reduce_sum(image * u)
-            if len(kernel.shape) == 4:
-                strides = self.layer.strides
-                outputs = tf.nn.conv2d(inputs, kernel, strides, "SAME")
-            else:
-                outputs = tf.matmul(inputs, kernel)
-            # bias_add, as Keras's layers call it, which TensorFlow fuses
-            # into the convolution.
-            return tf.nn.bias_add(outputs, self.layer.bias)
+            return _apply_with(self.layer, inputs, kernel / tf.reduce_sum(image * u))
 
     return PowerIterationSpectralNormalization
+
+
+def given_sigma_wrapper(flavor: str):
+    """A wrapper that differentiates sigma and does nothing else: the floor.
+
+    sigma and its singular vectors are solved once, at build (by SVD), and
+    every call uses `W / sigma` with kerasnorm's gradient through sigma
+    (`divide_by_sigma`, `u` and `v` held constant): no estimate of sigma,
+    no state to update, no conditional. What it costs over the plain layer
+    is what any wrapper that differentiates sigma must spend on top of its
+    estimate, on kernel-sized tensors, in the forward and backward pass of
+    every call. Serves Conv2D ('same' padding) and Dense.
+    """
+    keras = keras_of(flavor)
+
+    class GivenSigmaSpectralNormalization(keras.layers.Layer):
+        def __init__(self, layer):
+            super().__init__(name=f"{layer.name}_given_sigma")
+            self.layer = layer
+
+        def build(self, input_shape):
+            self.layer.build(input_shape)
+            kernel = np.asarray(self.layer.kernel)
+            left, values, right = np.linalg.svd(kernel.reshape(-1, kernel.shape[-1]))
+            # NumPy, so that they become constants of whichever graph calls.
+            self.given = [
+                np.float32(values[0]),
+                left[:, 0].astype(np.float32),
+                right[0].astype(np.float32),
+            ]
+
+        def call(self, inputs, training=None):
+            kernel = tf.convert_to_tensor(self.layer.kernel)
+            sigma, u, v = (tf.constant(value) for value in self.given)
+            divided = sigma_ops.divide_by_sigma(kernel, sigma, u, v)
+            return _apply_with(self.layer, inputs, divided)
+
+    return GivenSigmaSpectralNormalization
+
+
+def _apply_with(layer, inputs, kernel):
+    """A DCGAN layer (Conv2D with 'same' padding, or Dense) run on `kernel`."""
+    if len(kernel.shape) == 4:
+        outputs = tf.nn.conv2d(inputs, kernel, layer.strides, "SAME")
+    else:
+        outputs = tf.matmul(inputs, kernel)
+    # bias_add, as Keras's layers call it, which TensorFlow fuses into the
+    # convolution.
+    return tf.nn.bias_add(outputs, layer.bias)
 
 
 def seed_pixel_norm(flavor: str, epsilon: float = 1e-8):

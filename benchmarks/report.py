@@ -37,15 +37,33 @@ class Target:
         name: What is measured.
         measured: The figure, or None if it could not be measured.
         limit: The largest value that meets the target.
+        floor: The same run's figure for the least work any method of the
+            target's kind must do (its section names that baseline), or
+            None where no such baseline is measured. A limit below the
+            floor cannot be met on this machine.
     """
 
     name: str
     measured: float | None
     limit: float
+    floor: float | None = None
 
     @property
     def met(self) -> bool:
         return self.measured is not None and self.measured <= self.limit
+
+    @property
+    def out_of_reach(self) -> bool:
+        """Whether the target is missed with its limit below the floor."""
+        return not self.met and self.floor is not None and self.floor > self.limit
+
+    @property
+    def result(self) -> str:
+        if self.met:
+            return "met"
+        if self.out_of_reach:
+            return f"missed, out of reach: floor {format_cell(float(self.floor))}"
+        return "missed"
 
 
 @dataclasses.dataclass
@@ -130,6 +148,13 @@ def markdown_table(table: Table) -> str:
 
 def targets_table(targets: list[Target]) -> Table:
     """The targets of a section as a table with a met/missed column."""
+    note = ""
+    if any(target.out_of_reach for target in targets):
+        note = (
+            "Out of reach: the limit lies below the floor, the same run's "
+            "figure for the least work any method of the target's kind must "
+            "do (its section names that baseline)."
+        )
     return Table(
         "Targets",
         ["target", "measured", "limit", "result"],
@@ -138,10 +163,11 @@ def targets_table(targets: list[Target]) -> Table:
                 target.name,
                 "not measured" if target.measured is None else target.measured,
                 _format_limit(target.limit),
-                "met" if target.met else "missed",
+                target.result,
             ]
             for target in targets
         ],
+        note,
     )
 
 
@@ -166,7 +192,11 @@ def to_json(sections: list[Section], machine: dict, config: dict) -> dict:
                 "title": section.title,
                 "data": section.data,
                 "targets": [
-                    {**dataclasses.asdict(target), "met": target.met}
+                    {
+                        **dataclasses.asdict(target),
+                        "met": target.met,
+                        "out_of_reach": target.out_of_reach,
+                    }
                     for target in section.targets
                 ],
                 "tables": [dataclasses.asdict(table) for table in section.tables],

@@ -83,6 +83,20 @@ def test_tiny_run_writes_finite_positive_results(tmp_path):
     assert "## 8. The operator norm of convolutions" in page
 
 
+def test_a_target_whose_limit_is_below_its_floor_reads_out_of_reach():
+    from benchmarks.report import Target, markdown_table, targets_table
+
+    beyond = Target("wrapper, batch 4", 1.289, 1.08, floor=1.142)
+    reachable = Target("wrapper, batch 32", 1.060, 1.05, floor=1.020)
+    met = Target("constraint, batch 32", 0.993, 1.02, floor=1.100)
+    assert beyond.result == "missed, out of reach: floor 1.142"
+    assert (reachable.result, met.result) == ("missed", "met")
+    assert beyond.out_of_reach and not reachable.out_of_reach
+    assert Target("no baseline", 1.3, 1.08).result == "missed"
+    assert "Out of reach" in markdown_table(targets_table([met, beyond]))
+    assert targets_table([met, reachable]).note == ""
+
+
 def test_memory_reports_each_cases_median_peak_and_growth():
     from benchmarks.memory import _median_run
 
@@ -96,3 +110,37 @@ def test_memory_reports_each_cases_median_peak_and_growth():
     # growths, not the median peak less the median start.
     assert (median["peak_mb"], median["growth_mb"]) == (1020.0, 210.0)
     assert median["runs"] == runs
+
+
+@pytest.mark.parametrize("flavor", ["keras3", "tf_keras"])
+def test_the_given_sigma_baseline_divides_by_sigma_and_differentiates_it(flavor):
+    """The wrapper section 1 takes as the wrapper targets' floor computes
+    `W / sigma(W)` with the gradient of SNGAN's Algorithm 1."""
+    import numpy as np
+    import tensorflow as tf
+
+    from benchmarks import models
+
+    keras = models.keras_of(flavor)
+    keras.utils.set_random_seed(3)
+    dense = keras.layers.Dense(5, name="dense")
+    wrapper = models.given_sigma_wrapper(flavor)(dense)
+    inputs = tf.constant(np.random.default_rng(0).standard_normal((2, 7)), tf.float32)
+    with tf.GradientTape() as tape:
+        outputs = wrapper(inputs)
+        loss = tf.reduce_sum(outputs**2)
+    gradient = tape.gradient(loss, dense.kernel)
+
+    kernel = np.asarray(dense.kernel, np.float64)
+    left, values, right = np.linalg.svd(kernel)
+    bias = np.asarray(dense.bias, np.float64)
+    expected = np.asarray(inputs, np.float64) @ (kernel / values[0]) + bias
+    np.testing.assert_allclose(np.asarray(outputs), expected, rtol=1e-5, atol=1e-6)
+    # d loss / d W for W / sigma(W) with sigma = u^T W v, u and v constant.
+    upstream = np.asarray(inputs, np.float64).T @ (2 * expected)
+    along = np.sum(upstream * kernel / values[0])
+    outer = np.outer(left[:, 0], right[0])
+    expected_gradient = (upstream - along * outer) / values[0]
+    np.testing.assert_allclose(
+        np.asarray(gradient), expected_gradient, rtol=1e-4, atol=1e-5
+    )
