@@ -59,6 +59,7 @@ class Target:
 
     @property
     def result(self) -> str:
+        """The result column's text: met, missed, or missed out of reach."""
         if self.met:
             return "met"
         if self.out_of_reach:
