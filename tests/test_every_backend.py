@@ -56,10 +56,15 @@ def test_policies_normalize_and_train(policy, mode):
         images, _ = _data(4)
         expected = original.predict(images, verbose=0)
         assert np.allclose(model.predict(images, verbose=0), expected, atol=1e-5)
+    before = original.get_weights()
     _fit(model)
     sigmas = normalized_sigmas(model)
     assert sorted(sigmas) == ["conv1", "conv2", "score"]
     assert max(abs(sigma - 1) for sigma in sigmas.values()) < 2e-3
+    # Training the rewritten model neither moved nor freed (JAX donates the
+    # arrays a compiled step trains) the original's weights.
+    for old, new in zip(before, original.get_weights(), strict=True):
+        np.testing.assert_array_equal(old, new)
 
 
 def test_progan_inserts_pixel_norm_and_keeps_the_weights():

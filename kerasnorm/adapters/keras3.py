@@ -86,9 +86,14 @@ class Keras3Adapter(Adapter):
             )
 
     def copy_weight(self, source, destination) -> None:
-        # Not the same array: JAX's compiled steps donate (delete) the arrays
-        # of the model they train, which the other model would still hold.
-        destination.assign(keras.ops.copy(source.value))
+        value = source.value
+        if keras.backend.backend() == "jax":
+            # A JAX variable holds the array it is assigned, and compiled
+            # steps donate (delete) the arrays of the model they train,
+            # which the other model would still hold. TensorFlow and
+            # PyTorch copy into the variable's own buffer.
+            value = keras.ops.copy(value)
+        destination.assign(value)
 
     def can_create_variables(self) -> bool:
         return get_stateless_scope() is None
