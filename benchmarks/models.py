@@ -251,7 +251,9 @@ def power_iteration_wrapper(flavor: str):
     `W / sigma` with `sigma = v^T W u` differentiated in `W` (u and v held
     constant), as `torch.nn.utils.spectral_norm` does: Keras's own wrapper
     plus the gradient through sigma, the inherent cost kerasnorm's wrapper
-    is measured against. Serves Conv2D ('same' padding) and Dense.
+    is measured against. Serves Conv2D ('same' padding) and Dense. The
+    kernel a call used stays in `used_kernel`, a tensor of the step being
+    traced.
     """
     keras = keras_of(flavor)
 
@@ -282,7 +284,10 @@ def power_iteration_wrapper(flavor: str):
             if training:
                 u = tf.stop_gradient(tf.math.l2_normalize(image))
                 self.u.assign(u)
-            return _apply_with(self.layer, inputs, kernel / tf.reduce_sum(image * u))
+            normalized = kernel / tf.reduce_sum(image * u)
+            # Read by section 3 inside the same traced step, after the call.
+            self.used_kernel = normalized
+            return _apply_with(self.layer, inputs, normalized)
 
     return PowerIterationSpectralNormalization
 

@@ -15,6 +15,8 @@ METHODS = {
     "constraint": "kerasnorm constraint (defaults), stored kernel",
     "reparam": "kerasnorm wrapper (defaults), W / sigma used in the step",
     "keras": "Keras's wrapper, kernel used in the step",
+    "pytorch": "PyTorch's wrapper (one power iteration per call), W / sigma used "
+    "in the step",
     "seed": "seed constraint, stored kernel",
 }
 
@@ -61,10 +63,11 @@ def _kernel_layers(model):
 def used_kernels(model, method: str) -> list:
     """The kernels the forward pass uses, read inside the train step.
 
-    Both wrappers compute `W / sigma` during the call and the optimizer then
+    The wrappers compute `W / sigma` during the call and the optimizer then
     moves `W`, so the kernels are read in between: kerasnorm's wrapper
     returns them from `_normalized_kernels` (with the vectors the call just
-    updated), Keras's has written them into the layer's kernel.
+    updated), Keras's has written them into the layer's kernel, PyTorch's
+    keeps the tensor its last call used.
     """
     if method == "reparam":
         return [
@@ -72,6 +75,8 @@ def used_kernels(model, method: str) -> list:
             for layer in _kernel_layers(model)
             for kernel in layer._values(training=False)
         ]
+    if method == "pytorch":
+        return [layer.used_kernel for layer in _kernel_layers(model)]
     return [tf.identity(layer.kernel) for layer in _kernel_layers(model)]
 
 
@@ -94,7 +99,7 @@ def errors_over_training(model, flavor: str, method: str, config: Config) -> np.
     A constraint's kernels are read after the step (the kernels the next
     forward pass uses), a wrapper's inside it (see `used_kernels`).
     """
-    wrapped = method in ("reparam", "keras")
+    wrapped = method in ("reparam", "keras", "pytorch")
     probe = (lambda: used_kernels(model, method)) if wrapped else None
     step = training.discriminator_step(model, flavor, probe)
     errors = []

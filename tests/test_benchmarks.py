@@ -144,3 +144,35 @@ def test_the_given_sigma_baseline_divides_by_sigma_and_differentiates_it(flavor)
     np.testing.assert_allclose(
         np.asarray(gradient), expected_gradient, rtol=1e-4, atol=1e-5
     )
+
+
+@pytest.mark.parametrize("flavor", ["keras3", "tf_keras"])
+def test_section_3_reads_the_kernel_pytorchs_wrapper_used(flavor):
+    """Inside a traced step, the PyTorch-style wrapper's used kernel is
+    W / (u^T W v) after one power iteration from its kept `u`."""
+    import numpy as np
+    import tensorflow as tf
+
+    from benchmarks import models
+    from benchmarks.sigma_accuracy import used_kernels
+
+    keras = models.keras_of(flavor)
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((7,))
+    wrapped = models.power_iteration_wrapper(flavor)(keras.layers.Dense(5))
+    model = keras.Model(inputs, wrapped(inputs))
+    start = np.asarray(wrapped.u, np.float64)[0]
+
+    @tf.function
+    def step(batch):
+        model(batch, training=True)
+        return used_kernels(model, "pytorch")
+
+    (used,) = step(tf.ones((2, 7)))
+    kernel = np.asarray(wrapped.layer.kernel, np.float64)
+    v = kernel @ start
+    v /= np.linalg.norm(v)
+    u = v @ kernel
+    u /= np.linalg.norm(u)
+    np.testing.assert_allclose(np.asarray(used), kernel / (v @ kernel @ u), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(wrapped.u)[0], u, rtol=1e-5)
