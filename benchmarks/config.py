@@ -94,6 +94,7 @@ FULL = Config(
         "tol=3e-3",
         "tol=1e-3",
         "tol=1e-4, max_iter=24",
+        "block_size=1",
         "wrapper, block_size=2",
         "wrapper, block_size=4",
         "wrapper, block_size=8 (default)",

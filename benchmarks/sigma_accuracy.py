@@ -30,6 +30,7 @@ TRADE_OFFS = {
     "tol=3e-3": {"tol": 3e-3},
     "tol=1e-3": {"tol": 1e-3},
     "tol=1e-4, max_iter=24": {"tol": 1e-4, "max_iter": 24},
+    "block_size=1": {"block_size": 1},
     "wrapper, block_size=2": {"mode": "reparam", "block_size": 2},
     "wrapper, block_size=4": {"mode": "reparam", "block_size": 4},
     "wrapper, block_size=8 (default)": {"mode": "reparam"},
