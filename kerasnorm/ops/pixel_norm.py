@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
 from keras import ops
 
 Tensor = Any  # A tensor of the Keras 3 backend in use.
@@ -50,7 +49,7 @@ def pixel_norm(x: Tensor, axis: int = -1, epsilon: float = 1e-8) -> Tensor:
 def _pixel_norm(x: Tensor, axis: int, epsilon: float) -> Tensor:
     @ops.custom_gradient
     def forward(x):
-        inv_rms = ops.rsqrt(_mean_square(x, axis) + epsilon)
+        inv_rms = ops.rsqrt(ops.mean(ops.square(x), axis=axis, keepdims=True) + epsilon)
         y = x * inv_rms
 
         def backward(*args, upstream=None):
@@ -64,21 +63,3 @@ def _pixel_norm(x: Tensor, axis: int, epsilon: float) -> Tensor:
         return y, backward
 
     return forward(x)
-
-
-def _mean_square(x: Tensor, axis: int) -> Tensor:
-    """`mean(x**2)` along `axis`, kept, in one pass over `x`.
-
-    A norm reads `x` once where `square` then `mean` write and read a
-    temporary of `x`'s size: on 32x64x64x32 floats 1.5 ms against 2.4 ms
-    on TensorFlow, 0.6 against 1.3 ms on PyTorch. `keras.ops.norm` squares
-    into a temporary on TensorFlow, so there TensorFlow's own reduction is
-    used.
-    """
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        norm = tf.math.reduce_euclidean_norm(x, axis=axis, keepdims=True)
-    else:
-        norm = ops.norm(x, axis=axis, keepdims=True)
-    return ops.square(norm) / ops.cast(ops.shape(x)[axis], ops.dtype(x))
